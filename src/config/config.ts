@@ -1,0 +1,67 @@
+// The one place that reads the environment. Everything else receives a typed Config.
+import { z } from 'zod';
+import { resolve } from 'node:path';
+
+const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const boolish = z
+  .enum(['1', '0', 'true', 'false', 'on', 'off', 'yes', 'no'])
+  .transform((v) => ['1', 'true', 'on', 'yes'].includes(v));
+
+export const configSchema = z
+  .object({
+    PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+    HOST: z.string().min(1).default('127.0.0.1'),
+    DATA_DIR: z.string().min(1).default('./data'),
+    DATABASE_URL: z
+      .string()
+      .refine((v) => /^postgres(ql)?:\/\//.test(v), 'must be a postgres:// or postgresql:// URL')
+      .optional(),
+    LOG_LEVEL: z.enum(logLevels).default('info'),
+    TANDEM_ADMIN_API_KEY: z.string().min(32, 'must be at least 32 characters').max(256).optional(),
+    TANDEM_LOG_PARTITIONS: z.coerce.number().int().min(1).max(256).default(16),
+    TANDEM_LOG_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(8),
+    TANDEM_BODY_LIMIT: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+    TANDEM_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
+    TANDEM_DEMO: boolish.default(true),
+  })
+  .transform((env) => ({
+    port: env.PORT,
+    host: env.HOST,
+    dataDir: resolve(env.DATA_DIR),
+    databaseUrl: env.DATABASE_URL,
+    logLevel: env.LOG_LEVEL,
+    adminApiKey: env.TANDEM_ADMIN_API_KEY,
+    log: { partitions: env.TANDEM_LOG_PARTITIONS, maxAttempts: env.TANDEM_LOG_MAX_ATTEMPTS },
+    bodyLimit: env.TANDEM_BODY_LIMIT,
+    shutdownTimeoutMs: env.TANDEM_SHUTDOWN_TIMEOUT_MS,
+    demo: env.TANDEM_DEMO,
+  }));
+
+export type Config = z.output<typeof configSchema>;
+
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+/** Parses an environment (normally process.env); throws ConfigError listing every bad value. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  // Empty strings mean "unset", as a shell `FOO= npm start` intends.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = configSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const name = issue.path.join('.');
+        const given = name in cleaned && !name.includes('KEY') ? ` (got ${JSON.stringify(cleaned[name])})` : '';
+        return `${name}: ${issue.message}${given}`;
+      }),
+    );
+  }
+  return parsed.data;
+}

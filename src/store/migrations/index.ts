@@ -1,0 +1,17 @@
+// Versioned migrations, applied in name order at start. Add a file; never edit one that has shipped.
+import { Migrator, type Migration, type MigrationProvider } from 'kysely/migration';
+import type { Store } from '../store.ts';
+import * as initial from './0001-initial.ts';
+
+export async function migrate(store: Store): Promise<void> {
+  const migrations: Record<string, Migration> = {
+    '0001-initial': { up: initial.up(store.capabilities) },
+  };
+  const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };
+  const migrator = new Migrator({ db: store.db, provider });
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((r) => r.status === 'Error');
+  if (error !== undefined || failed !== undefined) {
+    throw new Error(`Migration ${failed?.migrationName ?? ''} failed: ${String(error)}`, { cause: error });
+  }
+}

@@ -1,0 +1,31 @@
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
+import type { Database as Schema } from '../schema.ts';
+import type { Store, StoreCapabilities } from '../store.ts';
+
+const capabilities: StoreCapabilities = {
+  jsonText: (column, field) => sql<string | null>`(${sql.ref(column)}::jsonb ->> ${field})`,
+  autoIncrementType: 'bigserial',
+  multiProcess: true,
+};
+
+// int8 (bigint, count(*)) as a JavaScript number: offsets and counts stay far below 2^53.
+const types = {
+  getTypeParser: (oid: number, format?: 'text' | 'binary') =>
+    oid === 20 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format),
+};
+
+export function createPostgresStore(connectionString: string, options: { poolSize?: number } = {}): Store {
+  const pool = new pg.Pool({ connectionString, max: options.poolSize ?? 10, types });
+  const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
+  return {
+    kind: 'postgres',
+    db,
+    capabilities,
+    transaction: (fn) => db.transaction().execute(fn),
+    ping: async () => {
+      await sql`select 1`.execute(db);
+    },
+    close: () => db.destroy(),
+  };
+}
