@@ -66,7 +66,7 @@ export function entryFromRow(row: ChangeRow): LogEntry {
   return {
     id: row.id,
     partition: row.partition,
-    offset: Number(row.offset),
+    offset: row.offset,
     workspaceId: row.workspace_id,
     entityType: row.entity_type,
     recordId: row.record_id,

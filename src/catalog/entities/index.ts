@@ -3,4 +3,4 @@ import type { EntityDefinition } from '../entity.ts';
 import { customer } from './customer.ts';
 import { invoice } from './invoice.ts';
 
-export const builtInEntities: readonly EntityDefinition[] = [customer, invoice] as unknown as readonly EntityDefinition[];
+export const builtInEntities: readonly EntityDefinition[] = [customer, invoice];

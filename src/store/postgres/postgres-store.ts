@@ -10,9 +10,10 @@ const capabilities: StoreCapabilities = {
 };
 
 // int8 (bigint, count(*)) as a JavaScript number: offsets and counts stay far below 2^53.
+const INT8 = pg.types.builtins.INT8;
 const types = {
-  getTypeParser: (oid: number, format?: 'text' | 'binary') =>
-    oid === 20 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format),
+  getTypeParser: ((oid: number, format?: 'text' | 'binary'): unknown =>
+    oid === (INT8 as number) ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
 };
 
 export function createPostgresStore(connectionString: string, options: { poolSize?: number } = {}): Store {
