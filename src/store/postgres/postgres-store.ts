@@ -10,11 +10,8 @@ const capabilities: StoreCapabilities = {
 };
 
 // int8 (bigint, count(*)) as a JavaScript number: offsets and counts stay far below 2^53.
-const INT8 = pg.types.builtins.INT8;
-const types = {
-  getTypeParser: ((oid: number, format?: 'text' | 'binary'): unknown =>
-    oid === (INT8 as number) ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
-};
+const types = new pg.TypeOverrides();
+types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value));
 
 export function createPostgresStore(connectionString: string, options: { poolSize?: number } = {}): Store {
   const pool = new pg.Pool({ connectionString, max: options.poolSize ?? 10, types });
