@@ -6,10 +6,8 @@
 // headers when it does not.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
-const require = createRequire(import.meta.url);
 const major = Number(process.versions.node.split('.')[0]);
 if (major < 24) {
   console.warn(
@@ -18,13 +16,13 @@ if (major < 24) {
   );
 }
 
+// Checked in a child process: a process that failed to load a native module cannot load it again.
 function loads() {
   try {
-    const Database = require('better-sqlite3');
-    new Database(':memory:').close();
+    execFileSync(process.execPath, ['-e', "new (require('better-sqlite3'))(':memory:').close()"], { stdio: 'pipe' });
     return true;
   } catch (error) {
-    return String(error);
+    return String(error.stderr ?? error).split('\n').find((line) => line.includes('Error')) ?? String(error);
   }
 }
 

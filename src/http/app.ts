@@ -1,0 +1,73 @@
+// Builds the HTTP application (without listening), so tests drive it with app.inject().
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { jsonSchemaTransform, jsonSchemaTransformObject, validatorCompiler } from 'fastify-type-provider-zod';
+import type { Logger } from 'pino';
+import type { Workspaces } from '../auth/workspaces.ts';
+import type { Catalog } from '../catalog/catalog.ts';
+import { registerAuth } from './auth.ts';
+import { registerErrorHandling } from './errors.ts';
+import { correlationIdFrom } from './headers.ts';
+import { registerHealthRoutes, type Readiness } from './routes/health.ts';
+import { registerRecordRoutes } from './routes/records.ts';
+import { registerWorkspaceRoutes } from './routes/workspaces.ts';
+
+export interface AppDeps {
+  catalog: Catalog;
+  workspaces: Workspaces;
+  readiness: Readiness;
+  logger: Logger;
+  bodyLimit: number;
+  version: string;
+}
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    bodyLimit: deps.bodyLimit,
+    requestIdHeader: false,
+    genReqId: () => `req_${crypto.randomUUID().replaceAll('-', '')}`,
+    return503OnClosing: true,
+    routerOptions: { maxParamLength: 200 },
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  // Responses are built by Tandem itself; their schemas document them (OpenAPI) without costing a
+  // validation pass on every answer.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+
+  app.decorateRequest('correlationId', '');
+  app.addHook('onRequest', async (request, reply) => {
+    request.correlationId = correlationIdFrom(request.headers['x-correlation-id'], request.id);
+    request.log = request.log.child({ correlationId: request.correlationId });
+    void reply.header('x-request-id', request.id);
+    void reply.header('x-correlation-id', request.correlationId);
+  });
+
+  registerErrorHandling(app);
+  registerAuth(app, deps.workspaces);
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Tandem API',
+        version: deps.version,
+        description:
+          'Tandem keeps your catalogs in two-way sync with Stripe, Salesforce and QuickBooks Online. ' +
+          'Every call needs `Authorization: Bearer <api key>`. Errors are `{"error":{"code","message","details"}}`.',
+      },
+      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' } } },
+      security: [{ apiKey: [] }],
+    },
+    transform: jsonSchemaTransform,
+    transformObject: jsonSchemaTransformObject,
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: true } });
+
+  app.get('/api/v1/openapi.json', { schema: { hide: true } }, () => app.swagger());
+  registerHealthRoutes(app, deps.readiness);
+  registerRecordRoutes(app, deps.catalog);
+  registerWorkspaceRoutes(app, deps.workspaces);
+  return app;
+}
