@@ -23,8 +23,9 @@ export interface AppDeps {
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const loggerInstance: FastifyBaseLogger = deps.logger;
   const app = Fastify({
-    loggerInstance: deps.logger as FastifyBaseLogger,
+    loggerInstance,
     bodyLimit: deps.bodyLimit,
     requestIdHeader: false,
     genReqId: () => `req_${crypto.randomUUID().replaceAll('-', '')}`,

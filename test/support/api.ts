@@ -1,5 +1,5 @@
 // An HTTP app over a fresh test store, driven with app.inject(): no port, no log consumers.
-import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
+import type { FastifyInstance, HTTPMethods, LightMyRequestResponse } from 'fastify';
 import { pino } from 'pino';
 import { Workspaces } from '../../src/auth/workspaces.ts';
 import { Catalog } from '../../src/catalog/catalog.ts';
@@ -19,14 +19,15 @@ export interface TestApi {
   workspaceId: string;
   adminKey: string;
   /** Sends a request with the admin key (or `key`) and a JSON body. */
-  call(method: InjectOptions['method'], url: string, body?: unknown, headers?: Record<string, string>): Promise<LightMyRequestResponse>;
+  call: (method: HTTPMethods, url: string, body?: unknown, headers?: Record<string, string>) => Promise<LightMyRequestResponse>;
   cleanup(): Promise<void>;
 }
 
 export const TEST_ADMIN_KEY = 'test-admin-key-0123456789abcdef0123456789';
 
 export async function createTestApi(kind: StoreKind, options: { bodyLimit?: number } = {}): Promise<TestApi> {
-  const { store, cleanup } = await createTestStore(kind);
+  const testStore = await createTestStore(kind);
+  const { store } = testStore;
   const ids = createIdFactory();
   const catalog = new Catalog({ store, registry: new EntityRegistry(builtInEntities), outbox: createOutbox(4), ids });
   const workspaces = new Workspaces(store, ids);
@@ -52,11 +53,11 @@ export async function createTestApi(kind: StoreKind, options: { bodyLimit?: numb
         method,
         url,
         headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, ...headers },
-        ...(body === undefined ? {} : { payload: body as InjectOptions['payload'] }),
+        ...(body === undefined ? {} : { payload: body as string | object }),
       }),
     cleanup: async () => {
       await app.close();
-      await cleanup();
+      await testStore.cleanup();
     },
   };
 }

@@ -22,7 +22,7 @@ function recordSchema(definition: EntityDefinition): z.ZodType<RecordView> {
     })
     .and(definition.fieldsSchema)
     .meta({ id: definition.type });
-  return schema as unknown as z.ZodType<RecordView>;
+  return schema;
 }
 
 const idParams = z.object({ id: z.string().max(64) }).strict();
@@ -106,7 +106,7 @@ export function registerRecordRoutes(app: FastifyInstance, catalog: Catalog): vo
           cursor,
           updatedSince: updated_since === undefined ? undefined : new Date(updated_since).toISOString(),
           includeDeleted: include_deleted === 'true',
-          filters: filters as Record<string, string | undefined>,
+          filters,
         });
       },
     );
