@@ -7,9 +7,10 @@ export function parseIfMatch(header: string | string[] | undefined): number | un
   if (header === undefined) return undefined;
   const value = (Array.isArray(header) ? header.join(',') : header).trim();
   if (value === '*') return undefined;
-  const match = /^(?:W\/)?"?([1-9][0-9]{0,14})"?$/.exec(value);
-  if (match?.[1] === undefined) throw new TandemError('INVALID_IF_MATCH', undefined, { if_match: value.slice(0, 64) });
-  return Number(match[1]);
+  const match = /^(?:W\/)?(?:"([1-9][0-9]{0,14})"|([1-9][0-9]{0,14}))$/.exec(value);
+  const version = match?.[1] ?? match?.[2];
+  if (version === undefined) throw new TandemError('INVALID_IF_MATCH', undefined, { if_match: value.slice(0, 64) });
+  return Number(version);
 }
 
 const PRINTABLE = /^[\x21-\x7e]{1,255}$/;
