@@ -58,7 +58,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(
       parsed.error.issues.map((issue) => {
         const name = issue.path.join('.');
-        const given = name in cleaned && !name.includes('KEY') ? ` (got ${JSON.stringify(cleaned[name])})` : '';
+        const given = name in cleaned && !name.includes('KEY') && name !== 'DATABASE_URL' ? ` (got ${JSON.stringify(cleaned[name])})` : '';
         return `${name}: ${issue.message}${given}`;
       }),
     );

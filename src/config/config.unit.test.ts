@@ -147,4 +147,10 @@ describe('loadConfig', () => {
     assert.ok(!error.message.includes(adminKey), error.message);
     assert.ok(!error.message.includes('0123456789abcdef'), error.message);
   });
+
+  test('never shows a bad DATABASE_URL, which may hold a password', () => {
+    const error = configError({ DATABASE_URL: 'postgresql+psycopg://tandem:hunter2@db/tandem' });
+    assert.match(error.message, /DATABASE_URL/);
+    assert.ok(!error.message.includes('hunter2'), error.message);
+  });
 });

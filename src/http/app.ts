@@ -41,6 +41,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onRequest', async (request, reply) => {
     request.correlationId = correlationIdFrom(request.headers['x-correlation-id'], request.id);
     request.log = request.log.child({ correlationId: request.correlationId });
+    // Fastify logs the completed request through reply.log: it must carry the same bindings.
+    reply.log = request.log;
     void reply.header('x-request-id', request.id);
     void reply.header('x-correlation-id', request.correlationId);
   });

@@ -17,7 +17,7 @@ declare module 'fastify' {
 
 export function registerAuth(app: FastifyInstance, workspaces: Workspaces): void {
   app.decorateRequest('principal', null);
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', async (request, reply) => {
     const needs = request.routeOptions.config.role;
     if (needs === undefined) return;
     const header = request.headers.authorization;
@@ -35,6 +35,7 @@ export function registerAuth(app: FastifyInstance, workspaces: Workspaces): void
     }
     request.principal = principal;
     request.log = request.log.child({ workspaceId: principal.workspaceId, keyId: principal.keyId });
+    reply.log = request.log;
   });
 }
 

@@ -631,13 +631,8 @@ for (const kind of STORE_KINDS) {
     }
     t.diagnostic(`${kind}: log lines of the correlated request: ${JSON.stringify(lines)}`);
 
-    // TODO until src/http/app.ts and src/http/auth.ts also set `reply.log = request.log` where they
-    // set request.log: Fastify writes "request completed" with reply.log, which keeps the bindings of
-    // the request's start, so that line has neither the correlation id nor the workspace. Remove
-    // `todo` then.
-    await t.test('the completion line carries the workspace and the correlation id', {
-      todo: 'the "request completed" line lacks correlationId and workspaceId (reply.log is not rebound)',
-    }, () => {
+    // Fastify writes "request completed" with reply.log: the hooks rebind it with request.log.
+    await t.test('the completion line carries the workspace and the correlation id', () => {
       const completed = lines.find((l) => l.msg === 'request completed');
       assert.ok(completed !== undefined);
       assert.equal(completed.correlationId, 'corr-123', `the completion line lacks the correlation id: ${JSON.stringify(completed)}`);
