@@ -1,0 +1,144 @@
+// The composition root: builds every part from the configuration and wires them together. Nothing
+// else constructs long-lived parts, so tests start a whole Tandem the same way production does.
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import packageJson from '../../package.json' with { type: 'json' };
+import { Workspaces } from '../auth/workspaces.ts';
+import { Catalog } from '../catalog/catalog.ts';
+import { builtInEntities } from '../catalog/entities/index.ts';
+import { createIdFactory } from '../catalog/ids.ts';
+import { EntityRegistry } from '../catalog/registry.ts';
+import type { Config } from '../config/config.ts';
+import { buildApp } from '../http/app.ts';
+import { createEmbeddedLog } from '../log/embedded/embedded-log.ts';
+import type { EventLog } from '../log/log.ts';
+import { createOutbox } from '../log/outbox.ts';
+import { openStore } from '../store/open-store.ts';
+import type { Store } from '../store/store.ts';
+
+export interface Tandem {
+  readonly app: FastifyInstance;
+  readonly store: Store;
+  readonly log: EventLog;
+  readonly catalog: Catalog;
+  readonly workspaces: Workspaces;
+  /** Where the API listens, e.g. http://127.0.0.1:3000. */
+  readonly url: string;
+  readonly defaultWorkspaceId: string;
+  /** Stops taking requests, drains those in flight, stops consumers, closes the store. */
+  stop(): Promise<void>;
+}
+
+export const ADMIN_KEY_FILE = 'admin-api-key';
+const PARTITIONS_META = 'log_partitions';
+
+/** The partition count is fixed when a store is first used: changing it would reorder keys. */
+async function logPartitions(store: Store, configured: number, logger: Logger): Promise<number> {
+  const row = await store.db.selectFrom('meta').select('value').where('key', '=', PARTITIONS_META).executeTakeFirst();
+  if (row !== undefined) {
+    const stored = Number(row.value);
+    if (stored !== configured) {
+      logger.warn({ stored, configured }, 'TANDEM_LOG_PARTITIONS differs from the count this store was created with; keeping the stored count');
+    }
+    return stored;
+  }
+  await store.db
+    .insertInto('meta')
+    .values({ key: PARTITIONS_META, value: String(configured) })
+    .onConflict((oc) => oc.column('key').doNothing())
+    .execute();
+  return configured;
+}
+
+function keepAdminKey(dataDir: string, key: string): string {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const file = join(dataDir, ADMIN_KEY_FILE);
+  writeFileSync(file, `${key}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return file;
+}
+
+export interface StartOptions {
+  /** Where to show the admin key on first start (never the logger). Defaults to stdout. */
+  announce?: (text: string) => void;
+}
+
+export async function startTandem(config: Config, logger: Logger, options: StartOptions = {}): Promise<Tandem> {
+  const store = await openStore({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
+  let ready = false;
+  try {
+    const ids = createIdFactory();
+    const partitions = await logPartitions(store, config.log.partitions, logger);
+    const log = createEmbeddedLog({
+      store,
+      partitions,
+      maxAttempts: config.log.maxAttempts,
+      logger: logger.child({ component: 'log' }),
+    });
+    const registry = new EntityRegistry(builtInEntities);
+    const catalog = new Catalog({ store, registry, outbox: createOutbox(partitions), ids, onCommit: () => { log.notify(); } });
+    const workspaces = new Workspaces(store, ids);
+
+    const boot = await workspaces.bootstrap(config.adminApiKey);
+    if (boot.key !== undefined) {
+      const file = keepAdminKey(config.dataDir, boot.key);
+      const announce = options.announce ?? ((text: string) => process.stdout.write(text));
+      announce(
+        config.adminApiKey === undefined
+          ? `\n  Tandem created the default workspace and its admin API key (shown once; also kept in ${file}):\n\n    ${boot.key}\n\n`
+          : `\n  Tandem created the default workspace; its admin API key is TANDEM_ADMIN_API_KEY (kept in ${file}).\n\n`,
+      );
+    }
+
+    const app = await buildApp({
+      catalog,
+      workspaces,
+      logger,
+      bodyLimit: config.bodyLimit,
+      version: packageJson.version,
+      readiness: {
+        ready: () => ready,
+        check: () => store.ping(),
+      },
+    });
+    // Fastify's close() waits for every connection to end, but a request already in flight when it
+    // began is answered `Connection: keep-alive`: a client (or proxy) that keeps that connection open
+    // would hold the shutdown until TANDEM_SHUTDOWN_TIMEOUT_MS and exit 1. While stopping, answers
+    // close their connection, so the drain ends with the last request in flight.
+    let draining = false;
+    app.addHook('onSend', async (_request, reply, payload) => {
+      if (draining) void reply.header('connection', 'close');
+      return payload;
+    });
+    const address = await app.listen({ port: config.port, host: config.host });
+    ready = true;
+    logger.info({ url: address, store: store.kind, partitions }, 'Tandem is listening');
+
+    let stopping: Promise<void> | undefined;
+    return {
+      app,
+      store,
+      log,
+      catalog,
+      workspaces,
+      url: address,
+      defaultWorkspaceId: boot.workspaceId,
+      stop: () => {
+        stopping ??= (async () => {
+          ready = false;
+          draining = true;
+          await app.close();
+          await log.close();
+          await store.close();
+          logger.info('Tandem stopped');
+        })();
+        return stopping;
+      },
+    };
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+}
