@@ -11,7 +11,8 @@
 // arguments starting with `--` go to `node --test` as they are (e.g. `--test-name-pattern=outbox`).
 // TANDEM_TEST_CONCURRENCY overrides how many test files run at once.
 import { spawn } from 'node:child_process';
-import { globSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+// A namespace import, so an older Node reaches the version check below instead of failing to link.
+import * as fs from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,11 +23,15 @@ const inCi = process.env.CI === 'true' || process.env.CI === '1';
 const extensions = '{ts,mjs}';
 const searched = ['src', 'test', 'scripts', 'bench'];
 
-/** The tiers, in the order `all` runs them. Timeouts: per test, and for the whole tier. */
+/**
+ * The tiers, in the order `all` runs them. Timeouts: per test (node's --test-timeout), for the whole
+ * tier, and for silence (no test finished for that long: a file hangs after its tests).
+ */
 const TIERS = {
   unit: {
     patterns: searched.map((dir) => `${dir}/**/*.unit.test.${extensions}`),
     testTimeoutMs: 30_000,
+    idleTimeoutMs: 60_000,
     tierTimeoutMs: 5 * 60_000,
     // A skipped unit test is a choice its author made; only skips in the tiers below fail CI.
     skipsFailInCi: false,
@@ -34,10 +39,16 @@ const TIERS = {
   integration: {
     patterns: searched.map((dir) => `${dir}/**/*.integration.test.${extensions}`),
     testTimeoutMs: 120_000,
+    idleTimeoutMs: 180_000,
     tierTimeoutMs: 10 * 60_000,
     skipsFailInCi: true,
   },
 };
+
+function die(message) {
+  console.error(message);
+  process.exit(2);
+}
 
 function usage(message) {
   console.error(`${message}\nusage: node scripts/run-tests.mjs ${Object.keys(TIERS).join('|')}|all [file filter…] [--node-test-flag…]`);
@@ -46,7 +57,7 @@ function usage(message) {
 
 const major = Number(process.versions.node.split('.')[0]);
 if (major < 24) {
-  usage(
+  die(
     `Tandem's tests need Node 24 and this is Node ${process.versions.node}. Run them through npm ` +
       '(`npm test`, `npm run test:unit`), which puts node_modules/.bin/node (Node 24) first on PATH.',
   );
@@ -67,7 +78,7 @@ const concurrency = (() => {
 
 function findFiles(patterns) {
   const exclude = (path) => path.split(/[\\/]/).includes('node_modules');
-  return [...new Set(patterns.flatMap((p) => globSync(p, { cwd: root, exclude })))].sort();
+  return [...new Set(patterns.flatMap((p) => fs.globSync(p, { cwd: root, exclude })))].sort();
 }
 
 /** Test files that match no tier would silently never run: refuse them. */
@@ -89,7 +100,7 @@ function unescapeXml(s) {
 
 /** Reads the JUnit file node's reporter wrote: one entry per test case (and per skipped suite). */
 function readJunit(file) {
-  const xml = readFileSync(file, 'utf8');
+  const xml = fs.readFileSync(file, 'utf8');
   const cases = [];
   const element = /<testcase((?:\s+[\w:-]+="[^"]*")*)\s*(\/?)>/g;
   for (let match = element.exec(xml); match !== null; match = element.exec(xml)) {
@@ -123,9 +134,8 @@ function runNodeTest(tier, files, junitFile) {
     '--test',
     `--test-concurrency=${concurrency}`,
     `--test-timeout=${tier.testTimeoutMs}`,
-    // A test file that leaves a timer or socket open would otherwise keep its process (and CI) waiting
-    // forever once its tests are done. Work that outlives its test is still reported, as a failure.
-    '--test-force-exit',
+    // Not --test-force-exit: it drops tests that a file registers after a top-level await (as
+    // `skip: await skipUnless(kind)` does) once an earlier one fails. Hung files meet the watchdog below.
     '--test-reporter=spec',
     '--test-reporter-destination=stdout',
     '--test-reporter=junit',
@@ -133,10 +143,22 @@ function runNodeTest(tier, files, junitFile) {
     ...passThrough,
     ...files,
   ];
+  const colour = process.stdout.isTTY && process.env.NO_COLOR === undefined ? { FORCE_COLOR: '1' } : {};
   return new Promise((resolve) => {
     // Its own process group, so a hung tier can be stopped with every test process under it.
-    const child = spawn(process.execPath, args, { cwd: root, stdio: 'inherit', detached: true });
-    let timedOut = false;
+    const child = spawn(process.execPath, args, {
+      cwd: root,
+      stdio: ['inherit', 'pipe', 'inherit'],
+      detached: true,
+      env: { ...process.env, ...colour },
+    });
+    const started = Date.now();
+    let lastOutput = started;
+    child.stdout.on('data', (chunk) => {
+      lastOutput = Date.now();
+      process.stdout.write(chunk);
+    });
+    let stopped;
     const stopGroup = (signal) => {
       try {
         process.kill(-child.pid, signal);
@@ -144,23 +166,38 @@ function runNodeTest(tier, files, junitFile) {
         // already gone
       }
     };
-    const watchdog = setTimeout(() => {
-      timedOut = true;
-      console.error(`\nThe tier ran longer than ${tier.tierTimeoutMs / 1000}s (a test process left something open, or hangs); stopping it.`);
-      stopGroup('SIGTERM');
-      setTimeout(() => stopGroup('SIGKILL'), 5_000).unref();
-    }, tier.tierTimeoutMs);
+    const stop = (reason) => {
+      if (stopped !== undefined) return;
+      stopped = reason;
+      console.error(`\n${reason}; stopping the tier (node lists the test files it interrupts).`);
+      // SIGTERM to node --test alone first: it then reports which files were still running.
+      child.kill('SIGTERM');
+      setTimeout(() => stopGroup('SIGKILL'), 10_000).unref();
+    };
+    const watchdog = setInterval(() => {
+      const now = Date.now();
+      if (now - started > tier.tierTimeoutMs) stop(`The tier ran longer than ${tier.tierTimeoutMs / 1000}s`);
+      else if (now - lastOutput > tier.idleTimeoutMs) {
+        stop(
+          `No test finished for ${tier.idleTimeoutMs / 1000}s (longer than the per-test timeout): a test file ` +
+            'hangs, or left a timer, socket or child process open after its tests',
+        );
+      }
+    }, 1_000);
     const forward = (signal) => {
       stopGroup(signal);
       process.exitCode = 130;
     };
     process.on('SIGINT', forward);
     process.on('SIGTERM', forward);
-    child.on('exit', (code, signal) => {
-      clearTimeout(watchdog);
+    // Whatever the tests started and left behind in the group goes with node --test (and lets go of
+    // its stdout, so 'close' follows).
+    child.on('exit', () => stopGroup('SIGKILL'));
+    child.on('close', (code, signal) => {
+      clearInterval(watchdog);
       process.off('SIGINT', forward);
       process.off('SIGTERM', forward);
-      resolve({ code, signal, timedOut });
+      resolve({ code, signal, stopped });
     });
   });
 }
@@ -180,7 +217,7 @@ async function runTier(name) {
   }
 
   console.log(`\n=== ${name} tests: ${files.length} file(s), ${concurrency} at a time, ${tier.testTimeoutMs / 1000}s per test ===\n`);
-  mkdirSync(resultsDir, { recursive: true });
+  fs.mkdirSync(resultsDir, { recursive: true });
   // Written under a name of this run's own (another run may share the work tree), then renamed.
   const junitFile = join(resultsDir, `${name}.xml`);
   const ownFile = join(resultsDir, `${name}.${process.pid}.xml`);
@@ -191,18 +228,18 @@ async function runTier(name) {
   let cases = [];
   try {
     cases = readJunit(ownFile);
-    renameSync(ownFile, junitFile);
+    fs.renameSync(ownFile, junitFile);
   } catch (error) {
     problems.push(`could not read the test results (${ownFile}): ${error instanceof Error ? error.message : String(error)}`);
-    rmSync(ownFile, { force: true });
+    fs.rmSync(ownFile, { force: true });
   }
   for (const c of cases) {
     if (c.status === 'failed') counts.failed++;
     else if (c.status === 'skipped' || c.status === 'todo') counts.skipped++;
     else counts.passed++;
   }
-  if (exit.timedOut) problems.push(`the tier was stopped after ${tier.tierTimeoutMs / 1000}s`);
-  if (exit.code !== 0 && counts.failed === 0) {
+  if (exit.stopped !== undefined) problems.push(`stopped by the watchdog: ${exit.stopped}`);
+  else if (exit.code !== 0 && counts.failed === 0) {
     problems.push(`node --test exited with ${exit.signal ?? `code ${exit.code}`} although no test case failed`);
   }
   // Anything wrong that no test case shows still counts, so the closing line never says "0 failed".
