@@ -98,9 +98,14 @@ function unescapeXml(s) {
     .replaceAll('&amp;', '&');
 }
 
-/** Reads the JUnit file node's reporter wrote: one entry per test case (and per skipped suite). */
+/**
+ * Reads the JUnit file node's reporter wrote: its closing totals (`<!-- pass 12 -->`…, absent when the
+ * run was cut short) and one entry per test case. A test with subtests is a <testsuite> there, not
+ * a case; a skipped suite is a case (node's own "skipped" total leaves skipped suites out).
+ */
 function readJunit(file) {
   const xml = fs.readFileSync(file, 'utf8');
+  const totals = Object.fromEntries([...xml.matchAll(/<!-- (\w+) (\d+(?:\.\d+)?) -->/g)].map(([, k, v]) => [k, Number(v)]));
   const cases = [];
   const element = /<testcase((?:\s+[\w:-]+="[^"]*")*)\s*(\/?)>/g;
   for (let match = element.exec(xml); match !== null; match = element.exec(xml)) {
@@ -126,7 +131,7 @@ function readJunit(file) {
       reason: reason === undefined || reason === 'true' ? '' : unescapeXml(reason),
     });
   }
-  return cases;
+  return { totals, cases };
 }
 
 function runNodeTest(tier, files, junitFile) {
@@ -226,8 +231,9 @@ async function runTier(name) {
   const problems = [];
 
   let cases = [];
+  let totals = {};
   try {
-    cases = readJunit(ownFile);
+    ({ totals, cases } = readJunit(ownFile));
     fs.renameSync(ownFile, junitFile);
   } catch (error) {
     problems.push(`could not read the test results (${ownFile}): ${error instanceof Error ? error.message : String(error)}`);
@@ -237,6 +243,11 @@ async function runTier(name) {
     if (c.status === 'failed') counts.failed++;
     else if (c.status === 'skipped' || c.status === 'todo') counts.skipped++;
     else counts.passed++;
+  }
+  // Passes and failures as node counts them (a test with subtests counts too), when it got to say.
+  if (totals.pass !== undefined && totals.fail !== undefined) {
+    counts.passed = totals.pass;
+    counts.failed = totals.fail + (totals.cancelled ?? 0);
   }
   if (exit.stopped !== undefined) problems.push(`stopped by the watchdog: ${exit.stopped}`);
   else if (exit.code !== 0 && counts.failed === 0) {
