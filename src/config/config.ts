@@ -4,13 +4,22 @@ import { resolve } from 'node:path';
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
+/** A whole number written in decimal digits (so ' ' or '1e3' are errors, not 0 or 1000). */
+const integer = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^[0-9]+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
 const boolish = z
   .enum(['1', '0', 'true', 'false', 'on', 'off', 'yes', 'no'])
   .transform((v) => ['1', 'true', 'on', 'yes'].includes(v));
 
 export const configSchema = z
   .object({
-    PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+    PORT: integer(0, 65535).default(3000),
     HOST: z.string().min(1).default('127.0.0.1'),
     DATA_DIR: z.string().min(1).default('./data'),
     DATABASE_URL: z
@@ -19,10 +28,10 @@ export const configSchema = z
       .optional(),
     LOG_LEVEL: z.enum(logLevels).default('info'),
     TANDEM_ADMIN_API_KEY: z.string().min(32, 'must be at least 32 characters').max(256).optional(),
-    TANDEM_LOG_PARTITIONS: z.coerce.number().int().min(1).max(256).default(16),
-    TANDEM_LOG_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(8),
-    TANDEM_BODY_LIMIT: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
-    TANDEM_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
+    TANDEM_LOG_PARTITIONS: integer(1, 256).default(16),
+    TANDEM_LOG_MAX_ATTEMPTS: integer(1, 100).default(8),
+    TANDEM_BODY_LIMIT: integer(1024, 64 * 1024 * 1024).default(1024 * 1024),
+    TANDEM_SHUTDOWN_TIMEOUT_MS: integer(100, 600_000).default(10_000),
     TANDEM_DEMO: boolish.default(true),
   })
   .transform((env) => ({
