@@ -33,6 +33,12 @@ export const configSchema = z
     TANDEM_BODY_LIMIT: integer(1024, 64 * 1024 * 1024).default(1024 * 1024),
     TANDEM_SHUTDOWN_TIMEOUT_MS: integer(100, 600_000).default(10_000),
     TANDEM_DEMO: boolish.default(true),
+    TANDEM_SECRET_KEY: z.string().min(32, 'must be at least 32 characters').max(1024).optional(),
+    PUBLIC_URL: z
+      .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
+      .transform((u) => u.replace(/\/+$/, ''))
+      .optional(),
+    TANDEM_SYNC_POLL_MS: integer(100, 24 * 3600_000).default(5_000),
   })
   .transform((env) => ({
     port: env.PORT,
@@ -45,6 +51,10 @@ export const configSchema = z
     bodyLimit: env.TANDEM_BODY_LIMIT,
     shutdownTimeoutMs: env.TANDEM_SHUTDOWN_TIMEOUT_MS,
     demo: env.TANDEM_DEMO,
+    secretKey: env.TANDEM_SECRET_KEY,
+    /** Where external systems reach this Tandem (webhooks); defaults to the local address. */
+    publicUrl: env.PUBLIC_URL ?? `http://${env.HOST === '0.0.0.0' ? '127.0.0.1' : env.HOST}:${String(env.PORT)}`,
+    sync: { pollMs: env.TANDEM_SYNC_POLL_MS },
   }));
 
 export type Config = z.output<typeof configSchema>;
@@ -67,7 +77,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(
       parsed.error.issues.map((issue) => {
         const name = issue.path.join('.');
-        const given = name in cleaned && !name.includes('KEY') && name !== 'DATABASE_URL' ? ` (got ${JSON.stringify(cleaned[name])})` : '';
+        const given = name in cleaned && !name.includes('KEY') && !name.includes('SECRET') && name !== 'DATABASE_URL' ? ` (got ${JSON.stringify(cleaned[name])})` : '';
         return `${name}: ${issue.message}${given}`;
       }),
     );

@@ -29,6 +29,9 @@ describe('loadConfig', () => {
       bodyLimit: 1024 * 1024,
       shutdownTimeoutMs: 10_000,
       demo: true,
+      secretKey: undefined,
+      publicUrl: 'http://127.0.0.1:3000',
+      sync: { pollMs: 5_000 },
     });
   });
 
@@ -45,6 +48,9 @@ describe('loadConfig', () => {
       TANDEM_BODY_LIMIT: '2048',
       TANDEM_SHUTDOWN_TIMEOUT_MS: '500',
       TANDEM_DEMO: 'off',
+      TANDEM_SECRET_KEY: 's'.repeat(40),
+      PUBLIC_URL: 'https://tandem.example.com/',
+      TANDEM_SYNC_POLL_MS: '1000',
     });
     assert.deepEqual(config, {
       port: 8080,
@@ -57,6 +63,9 @@ describe('loadConfig', () => {
       bodyLimit: 2048,
       shutdownTimeoutMs: 500,
       demo: false,
+      secretKey: 's'.repeat(40),
+      publicUrl: 'https://tandem.example.com',
+      sync: { pollMs: 1000 },
     });
   });
 
@@ -100,6 +109,10 @@ describe('loadConfig', () => {
     ['TANDEM_LOG_PARTITIONS', ' '],
     ['TANDEM_BODY_LIMIT', '0x1000'],
     ['DATABASE_URL', 'mysql://tandem@localhost/tandem'],
+    ['TANDEM_SECRET_KEY', 'short'],
+    ['PUBLIC_URL', 'ftp://files.example.com'],
+    ['PUBLIC_URL', 'not a url'],
+    ['TANDEM_SYNC_POLL_MS', '10'],
     ['DATABASE_URL', '/var/run/postgresql'],
     ['LOG_LEVEL', 'verbose'],
     ['LOG_LEVEL', 'INFO'],

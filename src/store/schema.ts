@@ -92,4 +92,96 @@ export interface Database {
   log_dead_letters: LogDeadLettersTable;
   idempotency_keys: IdempotencyKeysTable;
   meta: MetaTable;
+  connections: ConnectionsTable;
+  links: LinksTable;
+  sync_marks: SyncMarksTable;
+  external_changes: ExternalChangesTable;
+  connection_cursors: ConnectionCursorsTable;
+  sync_issues: SyncIssuesTable;
+}
+
+export interface ConnectionsTable {
+  id: string;
+  workspace_id: string;
+  connector: string;
+  name: string;
+  /** active | paused | error */
+  status: string;
+  status_reason: string | null;
+  /** JSON: the connection's settings (entities, directions, connector settings). */
+  settings: string;
+  /** Encrypted JSON (AES-256-GCM): never answered, never logged. */
+  credentials: string;
+  /** Encrypted JSON: the registered webhook endpoint and its signing secret. */
+  webhook: string | null;
+  account_id: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface LinksTable {
+  connection_id: string;
+  entity_type: string;
+  record_id: string;
+  external_id: string;
+  /** JSON: the canonical field values both sides agreed on at the last sync. */
+  base: string;
+  /** The Tandem version the base reflects. */
+  local_version: number;
+  external_version: string | null;
+  /** 1 once the external object is deleted. */
+  deleted: number;
+  updated_at: string;
+}
+
+export interface SyncMarksTable {
+  connection_id: string;
+  entity_type: string;
+  record_id: string;
+  wanted_version: number;
+  attempts: number;
+  not_before: string;
+  last_error: string | null;
+  updated_at: string;
+}
+
+export interface ExternalChangesTable {
+  connection_id: string;
+  event_id: string;
+  entity_type: string;
+  external_id: string;
+  op: string;
+  occurred_at: string;
+  object: string | null;
+  /** webhook | poll */
+  source: string;
+  received_at: string;
+  processed_at: string | null;
+  attempts: number;
+  not_before: string;
+  last_error: string | null;
+}
+
+export interface ConnectionCursorsTable {
+  connection_id: string;
+  name: string;
+  value: string;
+  updated_at: string;
+}
+
+export interface SyncIssuesTable {
+  id: string;
+  workspace_id: string;
+  connection_id: string;
+  entity_type: string;
+  record_id: string | null;
+  external_id: string | null;
+  /** outbound | inbound */
+  direction: string;
+  code: string;
+  message: string;
+  /** open | resolved */
+  status: string;
+  created_at: string;
+  updated_at: string;
 }

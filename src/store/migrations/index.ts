@@ -2,10 +2,12 @@
 import { Migrator, type Migration, type MigrationProvider } from 'kysely/migration';
 import type { Store } from '../store.ts';
 import * as initial from './0001-initial.ts';
+import * as sync from './0002-sync.ts';
 
 export async function migrate(store: Store): Promise<void> {
   const migrations: Record<string, Migration> = {
     '0001-initial': { up: initial.up(store.capabilities) },
+    '0002-sync': { up: sync.up() },
   };
   const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };
   const migrator = new Migrator({ db: store.db, provider });

@@ -1,0 +1,161 @@
+// The connector contract: what Tandem needs from the code for one external system. A connector is
+// declared once (like an entity type) and registered in src/connectors/index.ts; the sync engine,
+// the connections API and the shared connector contract suite work with any connector through it.
+//
+// Words (see DESIGN.md): an *external object* is the other system's copy of a Tandem record; its
+// *canonical fields* are the same fields mapped into Tandem's entity shape (e.g. a customer's name,
+// email, billing_address, metadata). The engine diffs canonical fields against the link's base, so
+// connectors only translate shapes; they never decide what to sync.
+import type { z } from 'zod';
+
+/** How a failure should be handled. The connector classifies; the engine obeys. */
+export type FailureKind =
+  /** Transient (connection reset, 5xx, timeout): retry with backoff. */
+  | 'retry'
+  /** Rate limited or told to wait: retry after `retryAfterMs`. */
+  | 'retry_after'
+  /** The request itself is wrong for this object (validation, missing object): a sync issue. */
+  | 'fatal'
+  /** The credentials no longer work: pause the connection until someone fixes them. */
+  | 'auth';
+
+export class ConnectorError extends Error {
+  readonly kind: FailureKind;
+  /** The external system's own error code, e.g. Stripe's `resource_missing`. */
+  readonly externalCode: string | undefined;
+  readonly status: number | undefined;
+  readonly retryAfterMs: number | undefined;
+
+  constructor(
+    kind: FailureKind,
+    message: string,
+    options: { externalCode?: string | undefined; status?: number | undefined; retryAfterMs?: number | undefined; cause?: unknown } = {},
+  ) {
+    super(message, { cause: options.cause });
+    this.name = 'ConnectorError';
+    this.kind = kind;
+    this.externalCode = options.externalCode;
+    this.status = options.status;
+    this.retryAfterMs = options.retryAfterMs;
+  }
+}
+
+/** The other system's copy of a record, already mapped to canonical fields. */
+export interface ExternalObject {
+  /** The external id, e.g. `cus_N…` in Stripe. */
+  id: string;
+  /** Canonical fields the connector maps (only those it maps; others are absent). */
+  fields: Record<string, unknown>;
+  /** True when the external object is deleted (or otherwise gone for good). */
+  deleted: boolean;
+  /** The Tandem record id the object carries (e.g. Stripe metadata `tandem_id`), if any. */
+  tandemId: string | undefined;
+  /**
+   * Something that orders the object's versions, when the system has it (a timestamp in ms, a
+   * SyncToken, a modstamp); the engine never applies an older version over a newer one.
+   */
+  version: string | undefined;
+}
+
+/** "Object E of type T may have changed": from a webhook or a poll. The engine re-fetches E. */
+export interface ExternalNotification {
+  /** Unique per event in the external system (Stripe `evt_…`): duplicates are dropped by it. */
+  eventId: string;
+  entityType: string;
+  externalId: string;
+  /** What the event said happened; the fetched object is what counts. */
+  op: 'create' | 'update' | 'delete';
+  /** When the change happened in the external system (ISO-8601). */
+  occurredAt: string;
+  /** The object as the event carried it, when it did; used when the object can no longer be fetched. */
+  object?: ExternalObject | undefined;
+}
+
+export interface WriteOptions {
+  /** Derived from (connection, record, version): a retry of the same write never does it twice. */
+  idempotencyKey: string;
+  signal?: AbortSignal | undefined;
+}
+
+/** CRUD of one entity type in the external system, in canonical fields. */
+export interface EntityBinding {
+  /** The canonical fields this binding maps; the others are never sent or compared. */
+  readonly fields: readonly string[];
+  /** Creates the external object for Tandem record `tandemId` with these canonical fields. */
+  create(tandemId: string, fields: Record<string, unknown>, options: WriteOptions): Promise<ExternalObject>;
+  /** Writes only the given canonical fields (a diff); answers the object after the write. */
+  update(externalId: string, fields: Record<string, unknown>, options: WriteOptions): Promise<ExternalObject>;
+  /** Deletes (or archives) the object; deleting an already deleted object is not an error. */
+  delete(externalId: string, options: WriteOptions): Promise<void>;
+  /** The current object, `deleted: true` if deleted, or undefined if it never existed. */
+  get(externalId: string, signal?: AbortSignal): Promise<ExternalObject | undefined>;
+  /** Finds the object created for a Tandem record (after a crash between create and link). */
+  findByTandemId?(tandemId: string, signal?: AbortSignal): Promise<ExternalObject | undefined>;
+  /** Every object, page by page, for backfill and reconciliation. */
+  list?(cursor: string | undefined, signal?: AbortSignal): Promise<{ objects: ExternalObject[]; next: string | undefined }>;
+}
+
+export interface WebhookRegistration {
+  /** The external id of the endpoint, to remove it when the connection is deleted. */
+  endpointId: string;
+  /** The signing secret the external system gave (kept encrypted). */
+  secret: string;
+}
+
+export interface WebhookRequest {
+  /** The body exactly as received: signatures are computed over these bytes. */
+  rawBody: Buffer;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+export interface PollResult {
+  notifications: ExternalNotification[];
+  /** Where the next poll starts; stored durably by the engine after the notifications are. */
+  cursor: string;
+  /** True when more is waiting right away (poll again without waiting). */
+  more: boolean;
+}
+
+/** A live client for one connection: made from its credentials and settings. */
+export interface ConnectorClient {
+  /** Checks the credentials with a cheap call; throws ConnectorError('auth') when refused. */
+  validate(signal?: AbortSignal): Promise<{ accountId: string; accountName?: string | undefined }>;
+  /** Tandem's entity types this client syncs, with their bindings. */
+  binding(entityType: string): EntityBinding | undefined;
+  /** Registers Tandem's webhook endpoint with the external system (on connection create). */
+  registerWebhook?(url: string, signal?: AbortSignal): Promise<WebhookRegistration>;
+  unregisterWebhook?(endpointId: string, signal?: AbortSignal): Promise<void>;
+  /**
+   * Verifies a delivery (signature, timestamp tolerance) and turns it into notifications. Throws
+   * ConnectorError('fatal') for a forged, stale or malformed delivery. Pure: no I/O.
+   */
+  parseWebhook?(request: WebhookRequest, secret: string, now?: Date): ExternalNotification[];
+  /** Reads the change feed from `cursor` (undefined: start from now). The safety net for lost webhooks. */
+  poll?(cursor: string | undefined, signal?: AbortSignal): Promise<PollResult>;
+}
+
+export interface RateLimitProfile {
+  /** Sustained requests per second the external system allows per account. */
+  requestsPerSecond: number;
+  /** Requests that may go at once after a quiet period. */
+  burst: number;
+}
+
+export interface ConnectorDefinition<Credentials = unknown, Settings = unknown> {
+  /** `stripe`: used in `POST /api/v1/connections {"connector":"stripe"}`. */
+  readonly id: string;
+  readonly displayName: string;
+  /** Secret: validated on create, encrypted at rest, never answered or logged. */
+  readonly credentialsSchema: z.ZodType<Credentials>;
+  /** Connector-specific settings (e.g. `apiBaseUrl`), answered by the API. */
+  readonly settingsSchema: z.ZodType<Settings>;
+  /** Entity types it can sync, each with the directions it supports. */
+  readonly entities: Readonly<Record<string, { directions: readonly Direction[] }>>;
+  /** The default rate budget per connection (per external account); settings may lower it. */
+  readonly rateLimit: RateLimitProfile;
+  /** How the external system reports changes. */
+  readonly changeFeeds: { webhooks: boolean; polling: boolean };
+  createClient(credentials: Credentials, settings: Settings): ConnectorClient;
+}
+
+export type Direction = 'both' | 'outbound' | 'inbound';
