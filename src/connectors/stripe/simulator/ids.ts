@@ -1,0 +1,40 @@
+// Stripe-looking identifiers: a prefix and random base-62 characters (`cus_NffrFeUfNV2Hib`).
+import { randomBytes } from 'node:crypto';
+
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+/** `length` random base-62 characters (rejection sampling keeps them uniform). */
+export function randomToken(length: number, alphabet: string = ALPHABET): string {
+  let out = '';
+  const limit = 256 - (256 % alphabet.length);
+  while (out.length < length) {
+    for (const byte of randomBytes(length * 2)) {
+      if (byte >= limit) continue;
+      out += alphabet[byte % alphabet.length] ?? '';
+      if (out.length === length) break;
+    }
+  }
+  return out;
+}
+
+/** Lengths of the random part, as real Stripe ids have them. */
+export const ID_LENGTHS = {
+  cus: 14,
+  evt: 24,
+  we: 24,
+  req: 14,
+  acct: 16,
+} as const;
+
+export function newId(prefix: keyof typeof ID_LENGTHS): string {
+  return `${prefix}_${randomToken(ID_LENGTHS[prefix])}`;
+}
+
+export function newWebhookSecret(): string {
+  return `whsec_${randomToken(32)}`;
+}
+
+/** A customer's invoice prefix: 8 characters of upper-case hex, like `0759376C`. */
+export function newInvoicePrefix(): string {
+  return randomToken(8, '0123456789ABCDEF');
+}
