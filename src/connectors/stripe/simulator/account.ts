@@ -27,6 +27,8 @@ export interface StoredResponse {
   status: number;
   body: unknown;
   requestId: string;
+  /** Headers that belong to the answer itself (replayed with it). */
+  headers: Record<string, string>;
 }
 
 export interface IdempotencyEntry {

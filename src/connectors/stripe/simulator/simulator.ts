@@ -375,7 +375,12 @@ export async function startStripeSimulator(options: StripeSimulatorOptions = {})
           return;
         }
         const stored = current.response;
-        send(res, stored.status, stored.body, { ...baseHeaders, 'Idempotent-Replayed': 'true', 'Original-Request': stored.requestId });
+        send(res, stored.status, stored.body, {
+          ...baseHeaders,
+          ...stored.headers,
+          'Idempotent-Replayed': 'true',
+          'Original-Request': stored.requestId,
+        });
         log(stored.status, { replayed: true });
         return;
       }
@@ -391,7 +396,8 @@ export async function startStripeSimulator(options: StripeSimulatorOptions = {})
     let storable = true;
     if (errorPhase === 'stored') {
       acct.stats.injectedErrors += 1;
-      response = { status: 500, body: apiError().body(requestId), requestId };
+      // Stripe marks its own 500s "do not retry": the idempotency layer would replay them anyway.
+      response = { status: 500, body: apiError().body(requestId), requestId, headers: { 'Stripe-Should-Retry': 'false' } };
     } else {
       const ctx: HandlerContext = {
         account: acct,
@@ -406,12 +412,11 @@ export async function startStripeSimulator(options: StripeSimulatorOptions = {})
       };
       try {
         const result = matched.route.handler(ctx);
-        response = { status: result.status ?? 200, body: result.body, requestId };
+        response = { status: result.status ?? 200, body: result.body, requestId, headers: {} };
       } catch (error) {
         if (!(error instanceof StripeApiError)) throw error;
-        response = { status: error.status, body: error.body(requestId), requestId };
+        response = { status: error.status, body: error.body(requestId), requestId, headers: error.headers };
         storable = error.storable;
-        Object.assign(baseHeaders, error.headers);
       }
     }
     if (entry !== undefined && idempotencyKey !== null) {
@@ -428,7 +433,7 @@ export async function startStripeSimulator(options: StripeSimulatorOptions = {})
       fail(apiError(), { fault: 'error_after' });
       return;
     }
-    send(res, response.status, response.body, baseHeaders);
+    send(res, response.status, response.body, { ...baseHeaders, ...response.headers });
     log(response.status, errorPhase === 'stored' ? { fault: 'error_stored' } : {});
   }
 

@@ -1,0 +1,58 @@
+// The simulators the standalone CLI can start, by name. Adding one (salesforce, quickbooks) is one
+// more entry here: a name, a line of description, and how to start it.
+import { startStripeSimulator, type SimulatorLogger } from '../connectors/stripe/simulator/index.ts';
+
+export interface SimulatorStartOptions {
+  port: number;
+  host: string;
+  /** Requests a second per account; undefined keeps the simulator's default, 0 turns it off. */
+  rateLimitPerSecond: number | undefined;
+  logger: SimulatorLogger;
+}
+
+export interface RunningSimulator {
+  url: string;
+  /** The line printed first, saying where it listens and how to use it. */
+  banner: string;
+  /** Further lines of help printed after the banner. */
+  notes: string[];
+  stop(): Promise<void>;
+}
+
+export interface SimulatorDefinition {
+  name: string;
+  description: string;
+  defaultPort: number;
+  start(options: SimulatorStartOptions): Promise<RunningSimulator>;
+}
+
+const stripe: SimulatorDefinition = {
+  name: 'stripe',
+  description: 'Stripe API: customers, webhook endpoints, events, signed webhooks (the `stripe` npm package works against it)',
+  defaultPort: 12111,
+  async start(options) {
+    const sim = await startStripeSimulator({
+      port: options.port,
+      host: options.host,
+      logger: options.logger,
+      ...(options.rateLimitPerSecond === undefined ? {} : { rateLimitPerSecond: options.rateLimitPerSecond }),
+    });
+    return {
+      url: sim.url,
+      banner: `Stripe simulator listening on ${sim.url} — any sk_test_… key works`,
+      notes: [
+        `  SDK:    new Stripe('sk_test_…', { host: '${sim.host}', port: ${sim.port}, protocol: 'http' })`,
+        `  admin:  GET ${sim.url}/_sim/accounts · /_sim/customers?account=<key> · /_sim/events?account=<key> · /_sim/requests · /_sim/deliveries`,
+        `  faults: POST ${sim.url}/_sim/faults {"errorRate":0.2,"seed":1} · DELETE ${sim.url}/_sim/faults`,
+      ],
+      stop: () => sim.stop(),
+    };
+  },
+};
+
+/** Every simulator the CLI knows, in the order `--help` lists them. */
+export const SIMULATORS: readonly SimulatorDefinition[] = [stripe];
+
+export function findSimulator(name: string): SimulatorDefinition | undefined {
+  return SIMULATORS.find((s) => s.name === name);
+}
