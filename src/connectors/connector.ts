@@ -77,14 +77,32 @@ export interface WriteOptions {
   signal?: AbortSignal | undefined;
 }
 
+export interface UpdateOptions extends WriteOptions {
+  /**
+   * What the engine believes the external object holds (the link's base, canonical fields): lets
+   * the connector write a minimal change inside a field, e.g. remove only the metadata keys that
+   * went away and leave keys someone added externally meanwhile. Absent: the connector reads the
+   * current object first when it needs to.
+   */
+  previous?: Record<string, unknown> | undefined;
+}
+
 /** CRUD of one entity type in the external system, in canonical fields. */
 export interface EntityBinding {
   /** The canonical fields this binding maps; the others are never sent or compared. */
   readonly fields: readonly string[];
+  /**
+   * Canonical values as this system can hold them (e.g. Stripe stores '' as null and an all-empty
+   * address as none), for the given keys only (a whole record or a diff; unmapped keys dropped).
+   * The engine compares normalize(local) with the base and the remote, so a value the system cannot
+   * represent does not look like a change forever. Idempotent; a mapped round trip answers exactly
+   * normalize(x). Absent: values are held as they are.
+   */
+  normalize?(fields: Record<string, unknown>): Record<string, unknown>;
   /** Creates the external object for Tandem record `tandemId` with these canonical fields. */
   create(tandemId: string, fields: Record<string, unknown>, options: WriteOptions): Promise<ExternalObject>;
   /** Writes only the given canonical fields (a diff); answers the object after the write. */
-  update(externalId: string, fields: Record<string, unknown>, options: WriteOptions): Promise<ExternalObject>;
+  update(externalId: string, fields: Record<string, unknown>, options: UpdateOptions): Promise<ExternalObject>;
   /** Deletes (or archives) the object; deleting an already deleted object is not an error. */
   delete(externalId: string, options: WriteOptions): Promise<void>;
   /** The current object, `deleted: true` if deleted, or undefined if it never existed. */
