@@ -36,8 +36,9 @@ export interface ConnectorHarness {
   /** The entity type exercised; the client must have a binding for it. */
   entityType: string;
   /**
-   * The i-th sample: canonical values for every field of the binding, as the system holds them
-   * (normalize(sample) equals sample). Samples i and i + 1 differ in every field.
+   * The i-th sample (the suite uses i = 0..7): canonical values for every field of the binding, as
+   * the system holds them (normalize(sample) equals sample). Samples i and i + 1 differ in every
+   * field; between them, a map field should both add and remove keys.
    */
   sampleFields(i: number): Record<string, unknown>;
   /** Canonical values of an object whose every clearable field was cleared, if the system allows it. */
