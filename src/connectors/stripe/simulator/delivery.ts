@@ -50,6 +50,7 @@ export interface Delivery {
 }
 
 export interface DeliveryLogger {
+  info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
 }
 
@@ -275,6 +276,10 @@ export class WebhookDeliverer {
       this.#finish(task, 'failed');
       return;
     }
+    this.#logger?.info(
+      { eventId: event.id, url: delivery.url, attempt: delivery.attempts.length, statusCode: result.statusCode, error: result.error, retryInMs: wait },
+      'webhook delivery failed, will retry',
+    );
     this.#after(wait, () => { this.#schedule(task); });
   }
 

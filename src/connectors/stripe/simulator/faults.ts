@@ -13,7 +13,8 @@ const ms = z.number().int().min(0).max(600_000);
  *   client is answered 500 (like a response lost on the way back): a retry with the same key gets
  *   the stored answer replayed.
  * - `stored`: the endpoint itself answers 500 without applying anything, and that 500 is what the
- *   idempotency key keeps (Stripe replays stored 500s too).
+ *   idempotency key keeps (Stripe replays stored 500s too). It carries `Stripe-Should-Retry: false`,
+ *   as Stripe's own 500s do, so stripe-node does not retry it.
  * - `any`: one of the three at random.
  */
 export const errorPhases = ['before', 'after', 'stored', 'any'] as const;
@@ -29,7 +30,10 @@ export const faultSettingsSchema = z.strictObject({
   latencyMs: ms.optional(),
   /** Share of API requests never answered (the client times out); the connection is held until stop(). */
   hangRate: rate.optional(),
-  /** `before`: nothing applied; `after`: the write is applied, then the answer never comes. */
+  /**
+   * `before`: nothing applied; `after`: the write is applied (and its answer stored for the
+   * idempotency key), then the answer never comes — a client retry with the same key gets the replay.
+   */
   hangPhase: z.enum(['before', 'after']).optional(),
   /** Share of webhook deliveries silently never sent (a lost webhook). */
   dropRate: rate.optional(),

@@ -23,7 +23,7 @@ describe('rate limit', () => {
     try {
       const key = testKey();
       const stripe = stripeClient(limited, key);
-      const results = await Promise.allSettled(Array.from({ length: 40 }, () => stripe.customers.list({ limit: 1 })));
+      const results = await Promise.allSettled(Array.from({ length: 60 }, () => stripe.customers.list({ limit: 1 })));
       const refused = results.filter((r) => r.status === 'rejected').map((r) => r.reason as Stripe.errors.StripeError);
       assert.ok(refused.length >= 10, `expected at least 10 refusals, got ${refused.length}`);
       for (const error of refused) {
@@ -135,6 +135,12 @@ describe('API faults', () => {
     sim.admin.setFaults({ account: key, hangRate: 1, hangPhase: 'after' });
     await assert.rejects(stripe.customers.create({ name: 'y' }), (e: unknown) => e instanceof Stripe.errors.StripeConnectionError);
     assert.equal(sim.admin.customers(key).length, 1);
+    // The SDK's retry after its timeout carries the same key: it gets the stored answer, and the
+    // customer is still made once.
+    const retrying = stripeClient(sim, key, { timeout: 300, maxNetworkRetries: 1 });
+    const made = await retrying.customers.create({ name: 'z' });
+    assert.equal(made.lastResponse.headers['idempotent-replayed'], 'true');
+    assert.deepEqual(sim.admin.customers(key).map((c) => c.name), ['y', 'z']);
     sim.admin.clearFaults(key);
   });
 });

@@ -58,6 +58,8 @@ export interface StripeSimulator {
 /** The API version the pinned stripe-node (23.x) sends; used only when a request sends none. */
 export const DEFAULT_API_VERSION = '2026-10-28.endive';
 const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
+/** Idempotency keys kept per account (oldest forgotten first), so a long run stays bounded. */
+const IDEMPOTENCY_KEYS_PER_ACCOUNT = 100_000;
 const KEY_PATTERN = /^sk_test_[A-Za-z0-9_]+$/;
 
 interface CompiledRoute extends Route {
@@ -246,9 +248,13 @@ export async function startStripeSimulator(options: StripeSimulatorOptions = {})
         const m = route.regex.exec(path);
         if (m === null) continue;
         const params: Record<string, string> = {};
-        route.names.forEach((name, i) => {
-          params[name] = decodeURIComponent(m[i + 1] ?? '');
-        });
+        try {
+          route.names.forEach((name, i) => {
+            params[name] = decodeURIComponent(m[i + 1] ?? '');
+          });
+        } catch {
+          return undefined; // a malformed %-escape: no such URL
+        }
         return { route, params };
       }
       return undefined;
@@ -386,6 +392,13 @@ export async function startStripeSimulator(options: StripeSimulatorOptions = {})
       }
       entry = { fingerprint, endpoint: `${method} ${path}`, createdAtMs: nowMs(), response: undefined };
       acct.idempotency.set(idempotencyKey, entry);
+      if (acct.idempotency.size > IDEMPOTENCY_KEYS_PER_ACCOUNT) {
+        for (const [oldKey, old] of acct.idempotency) {
+          if (old.response === undefined) continue;
+          acct.idempotency.delete(oldKey);
+          break;
+        }
+      }
     }
 
     const latency = fx.latencyMs();
@@ -445,7 +458,8 @@ export async function startStripeSimulator(options: StripeSimulatorOptions = {})
       : handleApi(req, res, requestId, url);
     work.catch((error: unknown) => {
       options.logger?.warn({ err: error, path: url.pathname }, 'Stripe simulator: request failed');
-      send(res, 500, { error: { type: 'api_error', message: 'The Stripe simulator failed on this request.' } }, { 'Request-Id': requestId });
+      if (res.headersSent) res.destroy();
+      else send(res, 500, { error: { type: 'api_error', message: 'The Stripe simulator failed on this request.' } }, { 'Request-Id': requestId });
     });
   });
   // stripe-node keeps connections alive; answer on them as long as it wants.

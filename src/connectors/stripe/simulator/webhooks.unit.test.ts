@@ -1,5 +1,7 @@
 // Webhook endpoints, events and signed deliveries through the official SDK.
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type Stripe from 'stripe';
 import { startStripeSimulator, type StripeSimulator } from './index.ts';
@@ -149,6 +151,28 @@ describe('delivery', () => {
       assert.equal(event?.pending_webhooks, 2);
     } finally {
       await receiver.close();
+    }
+  });
+
+  test('stop() cancels deliveries in flight and waiting ones', async () => {
+    const own = await startStripeSimulator({ rateLimitPerSecond: 0 });
+    const key = testKey();
+    const stripe = stripeClient(own, key);
+    // A receiver that takes the request and never answers.
+    const silent = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = silent.address() as AddressInfo;
+      await stripe.webhookEndpoints.create({ url: `http://127.0.0.1:${port}/`, enabled_events: ['*'] });
+      await stripe.customers.create({ name: 'x' });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const started = performance.now();
+      await own.stop();
+      assert.ok(performance.now() - started < 1000);
+      assert.deepEqual(own.admin.deliveries(key).map((d) => d.status), ['cancelled']);
+    } finally {
+      silent.closeAllConnections();
+      silent.close();
     }
   });
 });
