@@ -5,17 +5,17 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import packageJson from '../../package.json' with { type: 'json' };
-import { Workspaces } from '../auth/workspaces.ts';
-import { Catalog } from '../catalog/catalog.ts';
-import { builtInEntities } from '../catalog/entities/index.ts';
-import { createIdFactory } from '../catalog/ids.ts';
-import { EntityRegistry } from '../catalog/registry.ts';
+import type { Catalog } from '../catalog/catalog.ts';
+import type { Workspaces } from '../auth/workspaces.ts';
+import type { Connections } from '../sync/connections.ts';
+import { DEMO_STRIPE_KEY, startDemo } from './demo.ts';
+import { assembleParts } from './parts.ts';
 import type { Config } from '../config/config.ts';
 import { buildApp } from '../http/app.ts';
-import { createEmbeddedLog } from '../log/embedded/embedded-log.ts';
 import type { EventLog } from '../log/log.ts';
-import { createOutbox } from '../log/outbox.ts';
+import { loadSecretKey } from '../security/secrets.ts';
 import { openStore } from '../store/open-store.ts';
+import type { SyncEngine } from '../sync/engine.ts';
 import type { Store } from '../store/store.ts';
 
 export interface Tandem {
@@ -24,6 +24,8 @@ export interface Tandem {
   readonly log: EventLog;
   readonly catalog: Catalog;
   readonly workspaces: Workspaces;
+  readonly connections: Connections;
+  readonly engine: SyncEngine;
   /** Where the API listens, e.g. http://127.0.0.1:3000. */
   readonly url: string;
   readonly defaultWorkspaceId: string;
@@ -69,22 +71,21 @@ export async function startTandem(config: Config, logger: Logger, options: Start
   const store = await openStore({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
   let ready = false;
   try {
-    const ids = createIdFactory();
     const partitions = await logPartitions(store, config.log.partitions, logger);
-    const log = createEmbeddedLog({
+    const { log, catalog, workspaces, connections, issues, engine } = assembleParts({
       store,
+      logger,
       partitions,
-      maxAttempts: config.log.maxAttempts,
-      logger: logger.child({ component: 'log' }),
+      logMaxAttempts: config.log.maxAttempts,
+      secret: loadSecretKey(config.secretKey, config.dataDir),
+      publicUrl: config.publicUrl,
+      pollIntervalMs: config.sync.pollMs,
     });
-    const registry = new EntityRegistry(builtInEntities);
-    const catalog = new Catalog({ store, registry, outbox: createOutbox(partitions), ids, onCommit: () => { log.notify(); } });
-    const workspaces = new Workspaces(store, ids);
 
+    const announce = options.announce ?? ((text: string) => process.stdout.write(text));
     const boot = await workspaces.bootstrap(config.adminApiKey);
     if (boot.key !== undefined) {
       const file = keepAdminKey(config.dataDir, boot.key);
-      const announce = options.announce ?? ((text: string) => process.stdout.write(text));
       announce(
         config.adminApiKey === undefined
           ? `\n  Tandem created the default workspace and its admin API key (shown once; also kept in ${file}):\n\n    ${boot.key}\n\n`
@@ -98,6 +99,7 @@ export async function startTandem(config: Config, logger: Logger, options: Start
       logger,
       bodyLimit: config.bodyLimit,
       version: packageJson.version,
+      sync: { connections, issues, engine },
       readiness: {
         ready: () => ready,
         check: () => store.ping(),
@@ -113,6 +115,17 @@ export async function startTandem(config: Config, logger: Logger, options: Start
       return payload;
     });
     const address = await app.listen({ port: config.port, host: config.host });
+    await engine.start();
+    const demo = config.demo
+      ? await startDemo({ connections, workspaceId: boot.workspaceId, port: config.demoStripePort, logger })
+      : undefined;
+    if (demo !== undefined) {
+      announce(
+        `  Demo: a Stripe simulator runs at ${demo.stripe.url} (secret key ${DEMO_STRIPE_KEY});\n` +
+          `  connection ${demo.connectionId} syncs the default workspace's customers with it both ways.\n` +
+          '  Turn it off with TANDEM_DEMO=off.\n\n',
+      );
+    }
     ready = true;
     logger.info({ url: address, store: store.kind, partitions }, 'Tandem is listening');
 
@@ -123,6 +136,8 @@ export async function startTandem(config: Config, logger: Logger, options: Start
       log,
       catalog,
       workspaces,
+      connections,
+      engine,
       url: address,
       defaultWorkspaceId: boot.workspaceId,
       stop: () => {
@@ -130,6 +145,8 @@ export async function startTandem(config: Config, logger: Logger, options: Start
           ready = false;
           draining = true;
           await app.close();
+          await engine.stop();
+          await demo?.stop();
           await log.close();
           await store.close();
           logger.info('Tandem stopped');

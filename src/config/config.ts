@@ -39,6 +39,7 @@ export const configSchema = z
       .transform((u) => u.replace(/\/+$/, ''))
       .optional(),
     TANDEM_SYNC_POLL_MS: integer(100, 24 * 3600_000).default(5_000),
+    TANDEM_DEMO_STRIPE_PORT: integer(0, 65535).default(12111),
   })
   .transform((env) => ({
     port: env.PORT,
@@ -51,6 +52,7 @@ export const configSchema = z
     bodyLimit: env.TANDEM_BODY_LIMIT,
     shutdownTimeoutMs: env.TANDEM_SHUTDOWN_TIMEOUT_MS,
     demo: env.TANDEM_DEMO,
+    demoStripePort: env.TANDEM_DEMO_STRIPE_PORT,
     secretKey: env.TANDEM_SECRET_KEY,
     /** Where external systems reach this Tandem (webhooks); defaults to the local address. */
     publicUrl: env.PUBLIC_URL ?? `http://${env.HOST === '0.0.0.0' ? '127.0.0.1' : env.HOST}:${String(env.PORT)}`,

@@ -32,6 +32,7 @@ describe('loadConfig', () => {
       secretKey: undefined,
       publicUrl: 'http://127.0.0.1:3000',
       sync: { pollMs: 5_000 },
+      demoStripePort: 12111,
     });
   });
 
@@ -51,6 +52,7 @@ describe('loadConfig', () => {
       TANDEM_SECRET_KEY: 's'.repeat(40),
       PUBLIC_URL: 'https://tandem.example.com/',
       TANDEM_SYNC_POLL_MS: '1000',
+      TANDEM_DEMO_STRIPE_PORT: '0',
     });
     assert.deepEqual(config, {
       port: 8080,
@@ -66,6 +68,7 @@ describe('loadConfig', () => {
       secretKey: 's'.repeat(40),
       publicUrl: 'https://tandem.example.com',
       sync: { pollMs: 1000 },
+      demoStripePort: 0,
     });
   });
 

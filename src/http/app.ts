@@ -6,11 +6,17 @@ import { jsonSchemaTransform, jsonSchemaTransformObject, validatorCompiler } fro
 import type { Logger } from 'pino';
 import type { Workspaces } from '../auth/workspaces.ts';
 import type { Catalog } from '../catalog/catalog.ts';
+import type { Connections } from '../sync/connections.ts';
+import type { SyncEngine } from '../sync/engine.ts';
+import type { SyncIssues } from '../sync/issues.ts';
 import { registerAuth } from './auth.ts';
 import { registerErrorHandling } from './errors.ts';
 import { correlationIdFrom } from './headers.ts';
 import { registerHealthRoutes, type Readiness } from './routes/health.ts';
+import { registerConnectionRoutes } from './routes/connections.ts';
 import { registerRecordRoutes } from './routes/records.ts';
+import { registerSyncIssueRoutes } from './routes/sync-issues.ts';
+import { registerWebhookRoutes } from './routes/webhooks.ts';
 import { registerWorkspaceRoutes } from './routes/workspaces.ts';
 
 export interface AppDeps {
@@ -20,6 +26,7 @@ export interface AppDeps {
   logger: Logger;
   bodyLimit: number;
   version: string;
+  sync: { connections: Connections; issues: SyncIssues; engine: SyncEngine };
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
@@ -72,5 +79,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerHealthRoutes(app, deps.readiness);
   registerRecordRoutes(app, deps.catalog);
   registerWorkspaceRoutes(app, deps.workspaces);
+  registerConnectionRoutes(app, deps.sync.connections);
+  registerSyncIssueRoutes(app, deps.sync.issues, deps.sync.engine);
+  await registerWebhookRoutes(app, deps.sync.engine);
   return app;
 }

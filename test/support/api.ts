@@ -1,13 +1,10 @@
 // An HTTP app over a fresh test store, driven with app.inject(): no port, no log consumers.
 import type { FastifyInstance, HTTPMethods, LightMyRequestResponse } from 'fastify';
 import { pino } from 'pino';
-import { Workspaces } from '../../src/auth/workspaces.ts';
-import { Catalog } from '../../src/catalog/catalog.ts';
-import { builtInEntities } from '../../src/catalog/entities/index.ts';
-import { createIdFactory } from '../../src/catalog/ids.ts';
-import { EntityRegistry } from '../../src/catalog/registry.ts';
+import { assembleParts, type Parts } from '../../src/app/parts.ts';
+import type { Workspaces } from '../../src/auth/workspaces.ts';
+import type { Catalog } from '../../src/catalog/catalog.ts';
 import { buildApp } from '../../src/http/app.ts';
-import { createOutbox } from '../../src/log/outbox.ts';
 import type { Store } from '../../src/store/store.ts';
 import { createTestStore, type StoreKind } from './stores.ts';
 
@@ -16,6 +13,9 @@ export interface TestApi {
   store: Store;
   catalog: Catalog;
   workspaces: Workspaces;
+  parts: Parts;
+  /** The data directory of the test's store (where SQLite keeps its file). */
+  dataDir: string;
   workspaceId: string;
   adminKey: string;
   /** Sends a request with the admin key (or `key`) and a JSON body. */
@@ -25,22 +25,42 @@ export interface TestApi {
 
 export const TEST_ADMIN_KEY = 'test-admin-key-0123456789abcdef0123456789';
 
-export async function createTestApi(kind: StoreKind, options: { bodyLimit?: number } = {}): Promise<TestApi> {
+export interface TestApiOptions {
+  bodyLimit?: number;
+  /** Start the sync engine (dispatcher and workers). Off by default: catalog tests need none. */
+  sync?: boolean;
+  publicUrl?: string;
+  pollIntervalMs?: number;
+  retry?: { maxAttempts: number; initialMs: number; maxMs: number };
+}
+
+export async function createTestApi(kind: StoreKind, options: TestApiOptions = {}): Promise<TestApi> {
   const testStore = await createTestStore(kind);
   const { store } = testStore;
-  const ids = createIdFactory();
-  const catalog = new Catalog({ store, registry: new EntityRegistry(builtInEntities), outbox: createOutbox(4), ids });
-  const workspaces = new Workspaces(store, ids);
+  const logger = pino({ level: 'silent' });
+  const parts = assembleParts({
+    store,
+    logger,
+    partitions: 4,
+    logMaxAttempts: 5,
+    secret: 'test-secret-test-secret-test-secret-0001',
+    publicUrl: options.publicUrl ?? 'http://127.0.0.1:9',
+    pollIntervalMs: options.pollIntervalMs ?? 60_000,
+    ...(options.retry === undefined ? {} : { retry: options.retry }),
+  });
+  const { catalog, workspaces, connections, issues, engine, log } = parts;
   const { workspaceId } = await workspaces.bootstrap(TEST_ADMIN_KEY);
   const app = await buildApp({
     catalog,
     workspaces,
-    logger: pino({ level: 'silent' }),
+    logger,
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     version: 'test',
+    sync: { connections, issues, engine },
     readiness: { ready: () => true, check: () => store.ping() },
   });
   await app.ready();
+  if (options.sync === true) await engine.start();
   return {
     app,
     store,
@@ -55,8 +75,12 @@ export async function createTestApi(kind: StoreKind, options: { bodyLimit?: numb
         headers: { authorization: `Bearer ${TEST_ADMIN_KEY}`, ...headers },
         ...(body === undefined ? {} : { payload: body as string | object }),
       }),
+    parts,
+    dataDir: testStore.env.DATA_DIR,
     cleanup: async () => {
       await app.close();
+      await engine.stop();
+      await log.close();
       await testStore.cleanup();
     },
   };

@@ -85,13 +85,16 @@ function tail(text: string, chars = 4000): string {
 }
 
 export interface LaunchOptions {
-  /** Tandem's configuration; only these (plus PATH and HOME) reach the child. */
+  /**
+   * Tandem's configuration; only these (plus PATH and HOME) reach the child. The demo (an in-process
+   * Stripe simulator and its connection) is off unless the test sets TANDEM_DEMO itself.
+   */
   env: Record<string, string | undefined>;
 }
 
 /** Starts `node src/main.ts` and returns at once (it may still be starting, or about to fail). */
 export function launchTandem(options: LaunchOptions & { port?: number }): TandemProcess {
-  const env: Record<string, string> = {};
+  const env: Record<string, string> = { TANDEM_DEMO: 'off' };
   for (const name of ['PATH', 'HOME', 'TMPDIR', 'LANG']) {
     const value = process.env[name];
     if (value !== undefined) env[name] = value;

@@ -1,0 +1,170 @@
+// The sync engine: the dispatcher (a consumer of the change log that marks records for the
+// connections that want them) and one worker per active connection. It also takes webhook
+// deliveries: verified, deduplicated, stored, answered fast, and handed to the worker.
+import type { Logger } from 'pino';
+import type { Catalog } from '../catalog/catalog.ts';
+import type { EntityRegistry } from '../catalog/registry.ts';
+import { ConnectorError, type WebhookRequest } from '../connectors/connector.ts';
+import { TandemError } from '../errors/errors.ts';
+import type { LogEntry } from '../log/change.ts';
+import type { EventLog, Subscription } from '../log/log.ts';
+import type { Store } from '../store/store.ts';
+import type { Connection, Connections } from './connections.ts';
+import type { SyncIssues } from './issues.ts';
+import { createRateBudget, type RateBudget } from './rate-budget.ts';
+import { wantsOutbound } from './settings.ts';
+import { SyncStore } from './sync-store.ts';
+import { ConnectionWorker, type WorkerDeps } from './worker.ts';
+
+export interface SyncEngineDeps {
+  store: Store;
+  log: EventLog;
+  catalog: Catalog;
+  registry: EntityRegistry;
+  connections: Connections;
+  issues: SyncIssues;
+  logger: Logger;
+  retry?: WorkerDeps['retry'];
+}
+
+export const DISPATCHER_GROUP = 'sync-dispatcher';
+
+export class SyncEngine {
+  readonly #deps: SyncEngineDeps;
+  readonly #workers = new Map<string, ConnectionWorker>();
+  readonly #budgets = new Map<string, RateBudget>();
+  /** Every connection by workspace: the dispatcher's routing table. */
+  #byWorkspace = new Map<string, Connection[]>();
+  #subscription: Subscription | undefined;
+  #reloads: Promise<void> = Promise.resolve();
+  #stopped = false;
+
+  constructor(deps: SyncEngineDeps) {
+    this.#deps = deps;
+  }
+
+  async start(): Promise<void> {
+    await this.#reloadAll();
+    this.#subscription = this.#deps.log.subscribe({ group: DISPATCHER_GROUP, handler: (entry) => this.#dispatch(entry) });
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.#subscription?.stop();
+    await this.#reloads;
+    await Promise.all([...this.#workers.values()].map((w) => w.stop()));
+    this.#workers.clear();
+  }
+
+  /** A connection was created, changed or deleted: reload it and restart its worker. */
+  connectionChanged(id: string): Promise<void> {
+    this.#reloads = this.#reloads.then(() => this.#reload(id)).catch((error: unknown) => {
+      this.#deps.logger.error({ err: error, connectionId: id }, 'reloading a connection failed');
+    });
+    return this.#reloads;
+  }
+
+  /** Waits until pending connection reloads are done (for tests and the API). */
+  settled(): Promise<void> {
+    return this.#reloads;
+  }
+
+  async #reloadAll(): Promise<void> {
+    for (const connection of await this.#deps.connections.loadAll()) this.#install(connection);
+  }
+
+  async #reload(id: string): Promise<void> {
+    const old = this.#workers.get(id);
+    this.#workers.delete(id);
+    await old?.stop();
+    for (const [workspace, list] of this.#byWorkspace) {
+      this.#byWorkspace.set(workspace, list.filter((c) => c.id !== id));
+    }
+    if (this.#stopped) return;
+    const connection = await this.#deps.connections.load(id);
+    if (connection === undefined) {
+      this.#budgets.delete(id);
+      return;
+    }
+    this.#install(connection);
+  }
+
+  #install(connection: Connection): void {
+    this.#byWorkspace.set(connection.workspaceId, [...(this.#byWorkspace.get(connection.workspaceId) ?? []), connection]);
+    let budget = this.#budgets.get(connection.id);
+    if (budget === undefined) {
+      budget = createRateBudget(connection.settings.rateLimitPerSecond);
+      this.#budgets.set(connection.id, budget);
+    } else {
+      budget.setRate(connection.settings.rateLimitPerSecond);
+    }
+    if (connection.status !== 'active') return;
+    const worker = new ConnectionWorker(connection, {
+      store: this.#deps.store,
+      catalog: this.#deps.catalog,
+      registry: this.#deps.registry,
+      issues: this.#deps.issues,
+      budget,
+      logger: this.#deps.logger,
+      retry: this.#deps.retry ?? { maxAttempts: 10, initialMs: 250, maxMs: 60_000 },
+      onAuthFailure: (id, reason) => {
+        void this.#deps.connections
+          .setStatus(id, 'error', `The credentials were refused: ${reason.slice(0, 500)}`)
+          .catch((error: unknown) => {
+            this.#deps.logger.error({ err: error, connectionId: id }, 'could not mark the connection failed');
+          });
+      },
+    });
+    this.#workers.set(connection.id, worker);
+    worker.start();
+  }
+
+  /** Marks a change's record for every connection that wants it outbound and did not cause it. */
+  async #dispatch(entry: LogEntry): Promise<void> {
+    for (const connection of this.#byWorkspace.get(entry.workspaceId) ?? []) {
+      if (entry.origin === `connection:${connection.id}`) continue;
+      if (!wantsOutbound(connection.settings, entry.entityType)) continue;
+      if (connection.client.binding(entry.entityType) === undefined) continue;
+      await new SyncStore(this.#deps.store.db, connection.id).mark(entry.entityType, entry.recordId, entry.version);
+      this.#workers.get(connection.id)?.wake();
+    }
+  }
+
+  /**
+   * A webhook delivery for a connection: verified with its signing secret, turned into external
+   * changes, stored (duplicates dropped by event id). Throws TandemError for anything not authentic.
+   */
+  async acceptWebhook(connectionId: string, request: WebhookRequest): Promise<{ received: number; new: number }> {
+    const connection = await this.#deps.connections.load(connectionId);
+    if (connection === undefined || connection.webhook === undefined || connection.client.parseWebhook === undefined) {
+      throw new TandemError('NOT_FOUND', 'No connection takes webhooks here.');
+    }
+    let notifications;
+    try {
+      notifications = connection.client.parseWebhook(request, connection.webhook.secret);
+    } catch (error) {
+      if (error instanceof ConnectorError) throw new TandemError('WEBHOOK_INVALID', error.message.slice(0, 300));
+      throw new TandemError('WEBHOOK_INVALID');
+    }
+    const added = await new SyncStore(this.#deps.store.db, connectionId).appendExternal(notifications, 'webhook');
+    if (added > 0) this.#workers.get(connectionId)?.wake();
+    return { received: notifications.length, new: added };
+  }
+
+  /** Re-queues the record or object of a sync issue and resolves the issue. */
+  async retryIssue(workspaceId: string, issueId: string): Promise<void> {
+    const issue = await this.#deps.issues.get(workspaceId, issueId);
+    const sync = new SyncStore(this.#deps.store.db, issue.connection_id);
+    if (issue.direction === 'outbound' && issue.record_id !== null) {
+      const record = await this.#deps.catalog.get(workspaceId, issue.entity_type, issue.record_id);
+      await sync.mark(issue.entity_type, issue.record_id, record.version);
+    } else if (issue.external_id !== null) {
+      await sync.appendExternal(
+        [{ eventId: `retry-${issueId}-${String(Date.now())}`, entityType: issue.entity_type, externalId: issue.external_id, op: 'update', occurredAt: new Date().toISOString() }],
+        'poll',
+      );
+    }
+    await this.#deps.issues.resolve(issueId);
+    this.#workers.get(issue.connection_id)?.wake();
+  }
+}

@@ -1,0 +1,269 @@
+// The sync engine's rows of one connection: links with their bases, outbound marks, inbound
+// external changes and feed cursors. Every query is bound to the connection given at construction.
+import { sql } from 'kysely';
+import type { ExternalNotification } from '../connectors/connector.ts';
+import type { ExternalChangesTable, LinksTable, SyncMarksTable } from '../store/schema.ts';
+import type { Db, Tx } from '../store/store.ts';
+
+export interface Link {
+  entityType: string;
+  recordId: string;
+  externalId: string;
+  base: Record<string, unknown>;
+  localVersion: number;
+  externalVersion: string | null;
+  deleted: boolean;
+}
+
+function toLink(row: LinksTable): Link {
+  return {
+    entityType: row.entity_type,
+    recordId: row.record_id,
+    externalId: row.external_id,
+    base: JSON.parse(row.base) as Record<string, unknown>,
+    localVersion: row.local_version,
+    externalVersion: row.external_version,
+    deleted: row.deleted === 1,
+  };
+}
+
+export class SyncStore {
+  readonly connectionId: string;
+  readonly #db: Db | Tx;
+
+  constructor(db: Db | Tx, connectionId: string) {
+    this.#db = db;
+    this.connectionId = connectionId;
+  }
+
+  // Links
+
+  async linkByRecord(entityType: string, recordId: string): Promise<Link | undefined> {
+    const row = await this.#db
+      .selectFrom('links')
+      .selectAll()
+      .where('connection_id', '=', this.connectionId)
+      .where('entity_type', '=', entityType)
+      .where('record_id', '=', recordId)
+      .executeTakeFirst();
+    return row === undefined ? undefined : toLink(row);
+  }
+
+  async linkByExternal(entityType: string, externalId: string): Promise<Link | undefined> {
+    const row = await this.#db
+      .selectFrom('links')
+      .selectAll()
+      .where('connection_id', '=', this.connectionId)
+      .where('entity_type', '=', entityType)
+      .where('external_id', '=', externalId)
+      .executeTakeFirst();
+    return row === undefined ? undefined : toLink(row);
+  }
+
+  /** Creates or replaces the link of a record. */
+  async saveLink(link: Link): Promise<void> {
+    const row: LinksTable = {
+      connection_id: this.connectionId,
+      entity_type: link.entityType,
+      record_id: link.recordId,
+      external_id: link.externalId,
+      base: JSON.stringify(link.base),
+      local_version: link.localVersion,
+      external_version: link.externalVersion,
+      deleted: link.deleted ? 1 : 0,
+      updated_at: new Date().toISOString(),
+    };
+    await this.#db
+      .insertInto('links')
+      .values(row)
+      .onConflict((oc) =>
+        oc.columns(['connection_id', 'entity_type', 'record_id']).doUpdateSet({
+          external_id: row.external_id,
+          base: row.base,
+          local_version: row.local_version,
+          external_version: row.external_version,
+          deleted: row.deleted,
+          updated_at: row.updated_at,
+        }),
+      )
+      .execute();
+  }
+
+  async countLinks(): Promise<number> {
+    const row = await this.#db
+      .selectFrom('links')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('connection_id', '=', this.connectionId)
+      .executeTakeFirstOrThrow();
+    return row.n;
+  }
+
+  // Marks: "record X wanted at version n" (level-triggered; many changes collapse into one).
+
+  async mark(entityType: string, recordId: string, version: number): Promise<void> {
+    const now = new Date().toISOString();
+    await this.#db
+      .insertInto('sync_marks')
+      .values({
+        connection_id: this.connectionId,
+        entity_type: entityType,
+        record_id: recordId,
+        wanted_version: version,
+        attempts: 0,
+        not_before: now,
+        last_error: null,
+        updated_at: now,
+      })
+      .onConflict((oc) =>
+        oc.columns(['connection_id', 'entity_type', 'record_id']).doUpdateSet({
+          wanted_version: sql<number>`case when excluded.wanted_version > sync_marks.wanted_version then excluded.wanted_version else sync_marks.wanted_version end`,
+          updated_at: now,
+        }),
+      )
+      .execute();
+  }
+
+  async dueMarks(limit: number, now: string): Promise<SyncMarksTable[]> {
+    return this.#db
+      .selectFrom('sync_marks')
+      .selectAll()
+      .where('connection_id', '=', this.connectionId)
+      .where('not_before', '<=', now)
+      .orderBy('not_before')
+      .limit(limit)
+      .execute();
+  }
+
+  /** The earliest time a mark becomes due, if any. */
+  async nextMarkDue(): Promise<string | undefined> {
+    const row = await this.#db
+      .selectFrom('sync_marks')
+      .select((eb) => eb.fn.min('not_before').as('due'))
+      .where('connection_id', '=', this.connectionId)
+      .executeTakeFirst();
+    return row?.due ?? undefined;
+  }
+
+  /** Clears a mark, unless a newer version was marked meanwhile. */
+  async clearMark(entityType: string, recordId: string, doneVersion: number): Promise<void> {
+    await this.#db
+      .deleteFrom('sync_marks')
+      .where('connection_id', '=', this.connectionId)
+      .where('entity_type', '=', entityType)
+      .where('record_id', '=', recordId)
+      .where('wanted_version', '<=', doneVersion)
+      .execute();
+  }
+
+  async deferMark(entityType: string, recordId: string, attempts: number, notBefore: string, error: string): Promise<void> {
+    await this.#db
+      .updateTable('sync_marks')
+      .set({ attempts, not_before: notBefore, last_error: error.slice(0, 2000), updated_at: new Date().toISOString() })
+      .where('connection_id', '=', this.connectionId)
+      .where('entity_type', '=', entityType)
+      .where('record_id', '=', recordId)
+      .execute();
+  }
+
+  async dropMark(entityType: string, recordId: string): Promise<void> {
+    await this.#db
+      .deleteFrom('sync_marks')
+      .where('connection_id', '=', this.connectionId)
+      .where('entity_type', '=', entityType)
+      .where('record_id', '=', recordId)
+      .execute();
+  }
+
+  // External changes: notifications from webhooks and polls, deduplicated by event id.
+
+  /** Appends notifications; those already seen (same event id) are ignored. Answers how many were new. */
+  async appendExternal(notifications: readonly ExternalNotification[], source: 'webhook' | 'poll'): Promise<number> {
+    let added = 0;
+    const now = new Date().toISOString();
+    for (const n of notifications) {
+      const result = await this.#db
+        .insertInto('external_changes')
+        .values({
+          connection_id: this.connectionId,
+          event_id: n.eventId,
+          entity_type: n.entityType,
+          external_id: n.externalId,
+          op: n.op,
+          occurred_at: n.occurredAt,
+          object: n.object === undefined ? null : JSON.stringify(n.object),
+          source,
+          received_at: now,
+          processed_at: null,
+          attempts: 0,
+          not_before: now,
+          last_error: null,
+        })
+        .onConflict((oc) => oc.columns(['connection_id', 'event_id']).doNothing())
+        .executeTakeFirst();
+      added += Number(result.numInsertedOrUpdatedRows ?? 0n);
+    }
+    return added;
+  }
+
+  async dueExternal(limit: number, now: string): Promise<ExternalChangesTable[]> {
+    return this.#db
+      .selectFrom('external_changes')
+      .selectAll()
+      .where('connection_id', '=', this.connectionId)
+      .where('processed_at', 'is', null)
+      .where('not_before', '<=', now)
+      .orderBy('occurred_at')
+      .orderBy('event_id')
+      .limit(limit)
+      .execute();
+  }
+
+  async nextExternalDue(): Promise<string | undefined> {
+    const row = await this.#db
+      .selectFrom('external_changes')
+      .select((eb) => eb.fn.min('not_before').as('due'))
+      .where('connection_id', '=', this.connectionId)
+      .where('processed_at', 'is', null)
+      .executeTakeFirst();
+    return row?.due ?? undefined;
+  }
+
+  async finishExternal(eventId: string): Promise<void> {
+    await this.#db
+      .updateTable('external_changes')
+      .set({ processed_at: new Date().toISOString() })
+      .where('connection_id', '=', this.connectionId)
+      .where('event_id', '=', eventId)
+      .execute();
+  }
+
+  async deferExternal(eventId: string, attempts: number, notBefore: string, error: string): Promise<void> {
+    await this.#db
+      .updateTable('external_changes')
+      .set({ attempts, not_before: notBefore, last_error: error.slice(0, 2000) })
+      .where('connection_id', '=', this.connectionId)
+      .where('event_id', '=', eventId)
+      .execute();
+  }
+
+  // Cursors of change feeds
+
+  async cursor(name: string): Promise<string | undefined> {
+    const row = await this.#db
+      .selectFrom('connection_cursors')
+      .select('value')
+      .where('connection_id', '=', this.connectionId)
+      .where('name', '=', name)
+      .executeTakeFirst();
+    return row?.value;
+  }
+
+  async saveCursor(name: string, value: string): Promise<void> {
+    const updated_at = new Date().toISOString();
+    await this.#db
+      .insertInto('connection_cursors')
+      .values({ connection_id: this.connectionId, name, value, updated_at })
+      .onConflict((oc) => oc.columns(['connection_id', 'name']).doUpdateSet({ value, updated_at }))
+      .execute();
+  }
+}

@@ -1,0 +1,476 @@
+// The per-connection worker: reconciles marked records outward, applies external changes inward,
+// and polls the change feed. One worker per connection, so a slow or rate-limited account never
+// holds back another; within a connection, outbound and inbound work take turns, so one record is
+// never written both ways at once.
+import type { Logger } from 'pino';
+import type { Catalog, RecordView } from '../catalog/catalog.ts';
+import type { EntityRegistry } from '../catalog/registry.ts';
+import { ConnectorError, type EntityBinding, type ExternalObject } from '../connectors/connector.ts';
+import { TandemError, isTandemError } from '../errors/errors.ts';
+import type { ExternalChangesTable, SyncMarksTable } from '../store/schema.ts';
+import type { Store } from '../store/store.ts';
+import { differing, patchFor, pick } from './canonical.ts';
+import type { Connection } from './connections.ts';
+import type { SyncIssues } from './issues.ts';
+import type { RateBudget } from './rate-budget.ts';
+import { wantsInbound, wantsOutbound } from './settings.ts';
+import { SyncStore } from './sync-store.ts';
+
+export interface WorkerDeps {
+  store: Store;
+  catalog: Catalog;
+  registry: EntityRegistry;
+  issues: SyncIssues;
+  budget: RateBudget;
+  logger: Logger;
+  /** The credentials stopped working: the engine marks the connection and stops this worker. */
+  onAuthFailure: (connectionId: string, reason: string) => void;
+  retry: { maxAttempts: number; initialMs: number; maxMs: number };
+  batchSize?: number;
+  concurrency?: number;
+}
+
+const POLL_CURSOR = 'events';
+
+function backoff(attempt: number, retry: WorkerDeps['retry']): number {
+  const cap = Math.min(retry.maxMs, retry.initialMs * 2 ** Math.min(attempt - 1, 20));
+  return Math.floor(cap / 2 + Math.random() * (cap / 2));
+}
+
+/** A record's or an object's mapped fields, as the external system can hold them. */
+function canonical(binding: EntityBinding, values: Record<string, unknown>): Record<string, unknown> {
+  const picked = pick(values, binding.fields);
+  return binding.normalize === undefined ? picked : pick(binding.normalize(picked), binding.fields);
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export class ConnectionWorker {
+  readonly connection: Connection;
+  readonly #deps: WorkerDeps;
+  readonly #sync: SyncStore;
+  readonly #abort = new AbortController();
+  readonly #origin: `connection:${string}`;
+  #wake: (() => void) | undefined;
+  #woken = false;
+  #loop: Promise<void> | undefined;
+  #nextPollAt = 0;
+  readonly #log: Logger;
+
+  constructor(connection: Connection, deps: WorkerDeps) {
+    this.connection = connection;
+    this.#deps = deps;
+    this.#sync = new SyncStore(deps.store.db, connection.id);
+    this.#origin = `connection:${connection.id}`;
+    this.#log = deps.logger.child({ connectionId: connection.id, connector: connection.connector.id });
+  }
+
+  start(): void {
+    this.#loop ??= this.#run().catch((error: unknown) => {
+      if (!this.#abort.signal.aborted) this.#log.error({ err: error }, 'sync worker stopped on an error');
+    });
+  }
+
+  /** New work may be waiting (a mark, a webhook): look now. */
+  wake(): void {
+    this.#woken = true;
+    this.#wake?.();
+  }
+
+  async stop(): Promise<void> {
+    this.#abort.abort(new Error('worker stopped'));
+    this.#wake?.();
+    await this.#loop;
+  }
+
+  #stopped(): boolean {
+    return this.#abort.signal.aborted;
+  }
+
+  #wokenSinceStart(): boolean {
+    return this.#woken;
+  }
+
+  get #signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#stopped()) {
+      this.#woken = false;
+      let did = 0;
+      try {
+        did += await this.#outbound();
+        did += await this.#inbound();
+        if (Date.now() >= this.#nextPollAt) did += await this.#poll();
+      } catch (error) {
+        if (this.#stopped()) return;
+        this.#log.error({ err: error }, 'sync pass failed; retrying shortly');
+        await this.#sleep(1000);
+        continue;
+      }
+      if (did === 0 && !this.#wokenSinceStart()) await this.#sleep(await this.#idleMs());
+    }
+  }
+
+  async #idleMs(): Promise<number> {
+    const now = Date.now();
+    let wait = Math.max(0, this.#nextPollAt - now);
+    for (const due of [await this.#sync.nextMarkDue(), await this.#sync.nextExternalDue()]) {
+      if (due !== undefined) wait = Math.min(wait, Math.max(0, Date.parse(due) - now));
+    }
+    return Math.min(Math.max(wait, 5), this.connection.settings.pollIntervalMs);
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#wake = done;
+      if (this.#signal.aborted) done();
+    });
+  }
+
+  /** Runs fn over items, at most `concurrency` at a time. */
+  async #each<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
+    const concurrency = this.#deps.concurrency ?? 8;
+    let next = 0;
+    const lanes = Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+      while (next < items.length && !this.#signal.aborted) {
+        const item = items[next++];
+        if (item !== undefined) await fn(item);
+      }
+    });
+    await Promise.all(lanes);
+  }
+
+  #binding(entityType: string): EntityBinding | undefined {
+    return this.connection.client.binding(entityType);
+  }
+
+  // Outbound: local -> external
+
+  async #outbound(): Promise<number> {
+    const marks = await this.#sync.dueMarks(this.#deps.batchSize ?? 50, new Date().toISOString());
+    await this.#each(marks, (mark) => this.#reconcile(mark));
+    return marks.length;
+  }
+
+  async #reconcile(mark: SyncMarksTable): Promise<void> {
+    const { entity_type: type, record_id: recordId } = mark;
+    const binding = this.#binding(type);
+    if (binding === undefined || !wantsOutbound(this.connection.settings, type)) {
+      await this.#sync.dropMark(type, recordId);
+      return;
+    }
+    let view: RecordView;
+    try {
+      view = await this.#deps.catalog.get(this.connection.workspaceId, type, recordId);
+    } catch (error) {
+      if (isTandemError(error) && error.code === 'NOT_FOUND') {
+        await this.#sync.dropMark(type, recordId);
+        return;
+      }
+      throw error;
+    }
+    const version = view.version;
+    const keyBase = `tandem-${this.connection.id}-${recordId}`;
+    try {
+      const link = await this.#sync.linkByRecord(type, recordId);
+      if (view.deleted_at !== null) {
+        if (link !== undefined && !link.deleted) {
+          await this.#deps.budget.take(this.#signal);
+          await binding.delete(link.externalId, { idempotencyKey: `${keyBase}-delete`, signal: this.#signal });
+          await this.#sync.saveLink({ ...link, deleted: true, localVersion: version });
+        }
+        await this.#sync.clearMark(type, recordId, version);
+        return;
+      }
+      const local = canonical(binding, view);
+      if (link === undefined || link.deleted) {
+        await this.#deps.budget.take(this.#signal);
+        // One key per record (per re-creation): a retried or crashed create never makes a second object.
+        const created = await binding.create(recordId, local, {
+          idempotencyKey: link === undefined ? `${keyBase}-create` : `${keyBase}-recreate-v${version}`,
+          signal: this.#signal,
+        });
+        await this.#sync.saveLink({
+          entityType: type,
+          recordId,
+          externalId: created.id,
+          base: local,
+          localVersion: version,
+          externalVersion: created.version ?? null,
+          deleted: false,
+        });
+        await this.#sync.clearMark(type, recordId, version);
+        return;
+      }
+      const diff = differing(local, link.base, binding.fields);
+      if (diff.length > 0) {
+        const changes = Object.fromEntries(diff.map((f) => [f, local[f]]));
+        await this.#deps.budget.take(this.#signal);
+        const updated = await binding.update(link.externalId, changes, {
+          idempotencyKey: `${keyBase}-v${String(version)}`,
+          signal: this.#signal,
+          previous: link.base,
+        });
+        await this.#sync.saveLink({
+          ...link,
+          base: { ...link.base, ...changes },
+          localVersion: version,
+          externalVersion: updated.version ?? link.externalVersion,
+        });
+      }
+      await this.#sync.clearMark(type, recordId, version);
+    } catch (error) {
+      await this.#failed(error, mark.attempts, {
+        direction: 'outbound',
+        entityType: type,
+        recordId,
+        externalId: null,
+        defer: (attempts, notBefore, text) => this.#sync.deferMark(type, recordId, attempts, notBefore, text),
+        drop: () => this.#sync.dropMark(type, recordId),
+      });
+    }
+  }
+
+  // Inbound: external -> local
+
+  async #inbound(): Promise<number> {
+    const due = await this.#sync.dueExternal(this.#deps.batchSize ?? 50, new Date().toISOString());
+    // Every notification makes the worker fetch the object's current state, so several for one
+    // object in a batch are handled by one fetch.
+    const byObject = new Map<string, ExternalChangesTable[]>();
+    for (const change of due) {
+      const key = `${change.entity_type}\u0000${change.external_id}`;
+      byObject.set(key, [...(byObject.get(key) ?? []), change]);
+    }
+    await this.#each([...byObject.values()], (changes) => this.#apply(changes));
+    return due.length;
+  }
+
+  async #apply(changes: ExternalChangesTable[]): Promise<void> {
+    const first = changes[0];
+    const latest = changes.at(-1);
+    if (first === undefined || latest === undefined) return;
+    const { entity_type: type, external_id: externalId } = first;
+    const finish = async () => {
+      for (const change of changes) await this.#sync.finishExternal(change.event_id);
+    };
+    const binding = this.#binding(type);
+    if (binding === undefined || !wantsInbound(this.connection.settings, type)) {
+      await finish();
+      return;
+    }
+    try {
+      await this.#deps.budget.take(this.#signal);
+      let object = await binding.get(externalId, this.#signal);
+      if (object === undefined && latest.object !== null) object = JSON.parse(latest.object) as ExternalObject;
+      if (object === undefined) {
+        await finish();
+        return;
+      }
+      await this.#applyObject(type, binding, object, latest.occurred_at);
+      await finish();
+    } catch (error) {
+      const attempts = Math.max(...changes.map((c) => c.attempts));
+      await this.#failed(error, attempts, {
+        direction: 'inbound',
+        entityType: type,
+        recordId: null,
+        externalId,
+        defer: async (next, notBefore, text) => {
+          for (const change of changes) await this.#sync.deferExternal(change.event_id, next, notBefore, text);
+        },
+        drop: finish,
+      });
+    }
+  }
+
+  async #applyObject(type: string, binding: EntityBinding, object: ExternalObject, occurredAt: string): Promise<void> {
+    const { workspaceId } = this.connection;
+    const definition = this.#deps.registry.get(type);
+    const options = { origin: this.#origin };
+    let link = await this.#sync.linkByExternal(type, object.id);
+
+    if (link === undefined) {
+      if (object.deleted) return;
+      // Created by us for a record whose link was lost in a crash: relink rather than duplicate.
+      const own = object.tandemId === undefined ? undefined : await this.#localRecord(type, object.tandemId);
+      if (own !== undefined) {
+        link = {
+          entityType: type,
+          recordId: own.id,
+          externalId: object.id,
+          base: canonical(binding, own),
+          localVersion: own.version,
+          externalVersion: null,
+          deleted: false,
+        };
+        await this.#sync.saveLink(link);
+      } else {
+        const input = definition.createSchema.safeParse(Object.fromEntries(binding.fields.map((f) => [f, object.fields[f] ?? undefined])));
+        if (!input.success) {
+          throw new TandemError('VALIDATION_FAILED', `The ${type} cannot be imported: ${input.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`);
+        }
+        const { record } = await this.#deps.catalog.create(workspaceId, type, input.data, options);
+        await this.#sync.saveLink({
+          entityType: type,
+          recordId: record.id,
+          externalId: object.id,
+          base: canonical(binding, record),
+          localVersion: record.version,
+          externalVersion: object.version ?? null,
+          deleted: false,
+        });
+        return;
+      }
+    }
+    if (link.deleted) return;
+
+    if (object.deleted) {
+      const current = await this.#localRecord(type, link.recordId);
+      const view = current?.deleted_at === null ? await this.#deps.catalog.delete(workspaceId, type, link.recordId, options) : current;
+      await this.#sync.saveLink({ ...link, deleted: true, localVersion: view?.version ?? link.localVersion });
+      return;
+    }
+
+    const remote = canonical(binding, object.fields);
+    const changedRemotely = differing(remote, link.base, binding.fields);
+    // Our own write coming back, or nothing we map changed: no new version.
+    if (changedRemotely.length === 0) return;
+
+    const view = await this.#localRecord(type, link.recordId);
+    if (view === undefined || view.deleted_at !== null) return;
+    const local = canonical(binding, view);
+    const remoteIsNewer = Date.parse(occurredAt) >= Date.parse(String(view.updated_at));
+    const patch: Record<string, unknown> = {};
+    const base = { ...link.base };
+    for (const field of changedRemotely) {
+      const changedLocally = differing(local, link.base, [field]).length > 0;
+      // Three-way merge, field by field: a field only one side changed takes that side's value; a
+      // field both changed takes the newer write (the local one then goes out through its mark).
+      if (!changedLocally || remoteIsNewer) {
+        patch[field] = patchFor(field, remote[field], local[field]);
+        base[field] = remote[field];
+      }
+    }
+    let version = view.version;
+    if (Object.keys(patch).length > 0) {
+      const parsed = definition.updateSchema.safeParse(patch);
+      if (!parsed.success) {
+        throw new TandemError('VALIDATION_FAILED', `The ${type} change cannot be applied: ${parsed.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`);
+      }
+      version = (await this.#deps.catalog.update(workspaceId, type, link.recordId, parsed.data, options)).version;
+    }
+    await this.#sync.saveLink({ ...link, base, localVersion: version, externalVersion: object.version ?? link.externalVersion });
+  }
+
+  async #localRecord(type: string, id: string): Promise<RecordView | undefined> {
+    try {
+      return await this.#deps.catalog.get(this.connection.workspaceId, type, id);
+    } catch (error) {
+      if (isTandemError(error) && error.code === 'NOT_FOUND') return undefined;
+      throw error;
+    }
+  }
+
+  // The change feed: the safety net for lost webhooks.
+
+  async #poll(): Promise<number> {
+    const { client, settings } = this.connection;
+    this.#nextPollAt = Date.now() + settings.pollIntervalMs;
+    if (client.poll === undefined || !this.connection.connector.changeFeeds.polling) return 0;
+    try {
+      await this.#deps.budget.take(this.#signal);
+      const result = await client.poll(await this.#sync.cursor(POLL_CURSOR), this.#signal);
+      const added = await this.#sync.appendExternal(result.notifications, 'poll');
+      await this.#sync.saveCursor(POLL_CURSOR, result.cursor);
+      if (result.more) this.#nextPollAt = 0;
+      return added;
+    } catch (error) {
+      if (this.#signal.aborted) throw error;
+      if (error instanceof ConnectorError && error.kind === 'auth') {
+        this.#deps.onAuthFailure(this.connection.id, error.message);
+      } else if (error instanceof ConnectorError && error.kind === 'retry_after') {
+        this.#deps.budget.pauseFor(error.retryAfterMs ?? 1000);
+      }
+      this.#log.warn({ err: error }, 'polling the change feed failed');
+      return 0;
+    }
+  }
+
+  // Failures
+
+  async #failed(
+    error: unknown,
+    attempts: number,
+    target: {
+      direction: 'outbound' | 'inbound';
+      entityType: string;
+      recordId: string | null;
+      externalId: string | null;
+      defer: (attempts: number, notBefore: string, error: string) => Promise<void>;
+      drop: () => Promise<void>;
+    },
+  ): Promise<void> {
+    if (this.#signal.aborted) return;
+    const text = message(error);
+    const next = attempts + 1;
+    const openIssue = async (code: string) => {
+      await this.#deps.issues.open({
+        workspaceId: this.connection.workspaceId,
+        connectionId: this.connection.id,
+        entityType: target.entityType,
+        recordId: target.recordId,
+        externalId: target.externalId,
+        direction: target.direction,
+        code,
+        message: text,
+      });
+      await target.drop();
+    };
+    const at = (ms: number) => new Date(Date.now() + ms).toISOString();
+    const log = { err: error, direction: target.direction, recordId: target.recordId, externalId: target.externalId, attempt: next };
+
+    if (error instanceof ConnectorError) {
+      switch (error.kind) {
+        case 'auth':
+          await target.defer(attempts, at(1000), text);
+          this.#deps.onAuthFailure(this.connection.id, text);
+          return;
+        case 'fatal':
+          this.#log.warn(log, 'the external system refused a sync write; opened a sync issue');
+          await openIssue(error.externalCode ?? 'EXTERNAL_REJECTED');
+          return;
+        case 'retry_after': {
+          const wait = error.retryAfterMs ?? 1000;
+          this.#deps.budget.pauseFor(wait);
+          // Being told to wait is not a failure of this record: it does not use up its attempts.
+          await target.defer(attempts, at(wait), text);
+          return;
+        }
+        case 'retry':
+          break;
+      }
+    } else if (isTandemError(error) && error.status < 500) {
+      this.#log.warn(log, 'a sync change was refused by the catalog; opened a sync issue');
+      await openIssue(error.code);
+      return;
+    }
+    if (next >= this.#deps.retry.maxAttempts) {
+      this.#log.warn(log, 'sync retries exhausted; opened a sync issue');
+      await openIssue('RETRIES_EXHAUSTED');
+      return;
+    }
+    this.#log.debug(log, 'sync step failed; retrying');
+    await target.defer(next, at(backoff(next, this.#deps.retry)), text);
+  }
+}
