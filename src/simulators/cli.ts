@@ -57,12 +57,22 @@ async function main(argv: string[]): Promise<void> {
   if (definition === undefined) fail(`Unknown simulator: ${name}`);
 
   const logger = pino({ base: { simulator: definition.name } }, pino.destination(2));
-  const running = await definition.start({
-    port: values.port === undefined ? definition.defaultPort : wholeNumber(values.port, 'port', 65535),
-    host: values.host ?? '127.0.0.1',
-    rateLimitPerSecond: values['rate-limit'] === undefined ? undefined : wholeNumber(values['rate-limit'], 'rate-limit', 1_000_000),
-    logger,
-  });
+  const port = values.port === undefined ? definition.defaultPort : wholeNumber(values.port, 'port', 65535);
+  const host = values.host ?? '127.0.0.1';
+  let running;
+  try {
+    running = await definition.start({
+      port,
+      host,
+      rateLimitPerSecond: values['rate-limit'] === undefined ? undefined : wholeNumber(values['rate-limit'], 'rate-limit', 1_000_000),
+      logger,
+    });
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    const reason = code === 'EADDRINUSE' ? `port ${port} is in use (pick another with --port)` : String(error);
+    process.stderr.write(`Cannot start the ${definition.name} simulator on ${host}:${port}: ${reason}\n`);
+    process.exit(1);
+  }
   process.stdout.write(`${running.banner}\n${running.notes.join('\n')}\n`);
 
   let stopping = false;
