@@ -14,7 +14,7 @@ import type { Connection } from './connections.ts';
 import type { SyncIssues } from './issues.ts';
 import type { RateBudget } from './rate-budget.ts';
 import { wantsInbound, wantsOutbound } from './settings.ts';
-import { SyncStore } from './sync-store.ts';
+import { SyncStore, type Link } from './sync-store.ts';
 
 export interface WorkerDeps {
   store: Store;
@@ -180,13 +180,16 @@ export class ConnectionWorker {
       throw error;
     }
     const version = view.version;
+    // Idempotency keys derive from (connection, record, version). A retry after a failure gets a
+    // fresh key: Stripe, for one, stores a 500 under its key and answers it again forever.
+    const retry = mark.attempts === 0 ? '' : `-a${String(mark.attempts)}`;
     const keyBase = `tandem-${this.connection.id}-${recordId}`;
     try {
       const link = await this.#sync.linkByRecord(type, recordId);
       if (view.deleted_at !== null) {
         if (link !== undefined && !link.deleted) {
           await this.#deps.budget.take(this.#signal);
-          await binding.delete(link.externalId, { idempotencyKey: `${keyBase}-delete`, signal: this.#signal });
+          await binding.delete(link.externalId, { idempotencyKey: `${keyBase}-delete${retry}`, signal: this.#signal });
           await this.#sync.saveLink({ ...link, deleted: true, localVersion: version });
         }
         await this.#sync.clearMark(type, recordId, version);
@@ -194,10 +197,25 @@ export class ConnectionWorker {
       }
       const local = canonical(binding, view);
       if (link === undefined || link.deleted) {
+        // After a failed attempt the object may exist all the same (the answer was lost, or a 500
+        // came after the write): find it by the Tandem id it carries before creating another.
+        const find = binding.findByTandemId?.bind(binding);
+        const found =
+          link === undefined && mark.attempts > 0 && find !== undefined
+            ? await this.#budgeted(() => find(recordId, this.#signal))
+            : undefined;
+        if (found !== undefined && !found.deleted) {
+          // Link it with the base it was created from unknown: diff against what it holds now.
+          const linked = { entityType: type, recordId, externalId: found.id, base: canonical(binding, found.fields), localVersion: 0, externalVersion: found.version ?? null, deleted: false };
+          await this.#sync.saveLink(linked);
+          await this.#push(binding, linked, local, version, `${keyBase}-v${String(version)}${retry}`);
+          await this.#sync.clearMark(type, recordId, version);
+          return;
+        }
         await this.#deps.budget.take(this.#signal);
         // One key per record (per re-creation): a retried or crashed create never makes a second object.
         const created = await binding.create(recordId, local, {
-          idempotencyKey: link === undefined ? `${keyBase}-create` : `${keyBase}-recreate-v${version}`,
+          idempotencyKey: `${keyBase}-${link === undefined ? 'create' : `recreate-v${String(version)}`}${retry}`,
           signal: this.#signal,
         });
         await this.#sync.saveLink({
@@ -212,22 +230,7 @@ export class ConnectionWorker {
         await this.#sync.clearMark(type, recordId, version);
         return;
       }
-      const diff = differing(local, link.base, binding.fields);
-      if (diff.length > 0) {
-        const changes = Object.fromEntries(diff.map((f) => [f, local[f]]));
-        await this.#deps.budget.take(this.#signal);
-        const updated = await binding.update(link.externalId, changes, {
-          idempotencyKey: `${keyBase}-v${String(version)}`,
-          signal: this.#signal,
-          previous: link.base,
-        });
-        await this.#sync.saveLink({
-          ...link,
-          base: { ...link.base, ...changes },
-          localVersion: version,
-          externalVersion: updated.version ?? link.externalVersion,
-        });
-      }
+      await this.#push(binding, link, local, version, `${keyBase}-v${String(version)}${retry}`);
       await this.#sync.clearMark(type, recordId, version);
     } catch (error) {
       await this.#failed(error, mark.attempts, {
@@ -239,6 +242,29 @@ export class ConnectionWorker {
         drop: () => this.#sync.dropMark(type, recordId),
       });
     }
+  }
+
+  /** Writes the fields where the record differs from the base, and moves the base on. */
+  async #push(binding: EntityBinding, link: Link, local: Record<string, unknown>, version: number, idempotencyKey: string): Promise<void> {
+    const diff = differing(local, link.base, binding.fields);
+    if (diff.length === 0) {
+      if (link.localVersion !== version) await this.#sync.saveLink({ ...link, localVersion: version });
+      return;
+    }
+    const changes = Object.fromEntries(diff.map((f) => [f, local[f]]));
+    await this.#deps.budget.take(this.#signal);
+    const updated = await binding.update(link.externalId, changes, { idempotencyKey, signal: this.#signal, previous: link.base });
+    await this.#sync.saveLink({
+      ...link,
+      base: { ...link.base, ...changes },
+      localVersion: version,
+      externalVersion: updated.version ?? link.externalVersion,
+    });
+  }
+
+  async #budgeted<T>(call: () => Promise<T>): Promise<T> {
+    await this.#deps.budget.take(this.#signal);
+    return call();
   }
 
   // Inbound: external -> local
