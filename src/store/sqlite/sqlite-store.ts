@@ -11,6 +11,25 @@ const capabilities: StoreCapabilities = {
   multiProcess: false,
 };
 
+/** Compiled statements kept by SQL text: preparing one costs more than running it. */
+const STATEMENT_CACHE_SIZE = 500;
+
+function withStatementCache(database: Database.Database): Pick<Database.Database, 'prepare' | 'close'> {
+  const cache = new Map<string, Database.Statement>();
+  return {
+    prepare: ((source: string) => {
+      let statement = cache.get(source);
+      if (statement === undefined) {
+        statement = database.prepare(source);
+        if (cache.size >= STATEMENT_CACHE_SIZE) cache.clear();
+        cache.set(source, statement);
+      }
+      return statement;
+    }) as Database.Database['prepare'],
+    close: () => database.close(),
+  };
+}
+
 /** An SQLite store in WAL mode. `file` may be ':memory:' for throwaway use. */
 export function createSqliteStore(file: string): Store {
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
@@ -19,7 +38,7 @@ export function createSqliteStore(file: string): Store {
   database.pragma('synchronous = NORMAL');
   database.pragma('foreign_keys = ON');
   database.pragma('busy_timeout = 5000');
-  const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database }) });
+  const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
   return {
     kind: 'sqlite',
     db,
