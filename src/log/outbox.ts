@@ -2,6 +2,7 @@
 // never a record without its change or a change without its record. Every log implementation reads
 // from here (the embedded log directly; the Kafka log through its relay).
 import { sql } from 'kysely';
+import type { ChangesTable } from '../store/schema.ts';
 import type { Tx } from '../store/store.ts';
 import { partitionFor, type Change, type LogEntry } from './change.ts';
 
@@ -46,23 +47,7 @@ export function createOutbox(partitions: number): Outbox {
   };
 }
 
-type ChangeRow = {
-  id: string;
-  partition: number;
-  offset: number;
-  workspace_id: string;
-  entity_type: string;
-  record_id: string;
-  version: number;
-  op: string;
-  origin: string;
-  changed_fields: string;
-  record: string;
-  correlation_id: string | null;
-  created_at: string;
-};
-
-export function entryFromRow(row: ChangeRow): LogEntry {
+export function entryFromRow(row: ChangesTable): LogEntry {
   return {
     id: row.id,
     partition: row.partition,

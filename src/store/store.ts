@@ -1,6 +1,6 @@
 // The store: one Kysely query layer over SQLite or PostgreSQL. Differences between the two are
 // capabilities on the adapter (never `if (dialect === ...)` in callers).
-import type { Kysely, RawBuilder, Transaction } from 'kysely';
+import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import type { Database } from './schema.ts';
 
 export type Db = Kysely<Database>;
@@ -23,6 +23,20 @@ export interface Store {
   transaction<T>(fn: (trx: Tx) => Promise<T>): Promise<T>;
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** A store over a Kysely instance; the dialects differ only in how they make it and their capabilities. */
+export function storeOver(kind: Store['kind'], db: Db, capabilities: StoreCapabilities): Store {
+  return {
+    kind,
+    db,
+    capabilities,
+    transaction: (fn) => db.transaction().execute(fn),
+    ping: async () => {
+      await sql`select 1`.execute(db);
+    },
+    close: () => db.destroy(),
+  };
 }
 
 /** Is this error a unique-constraint violation, in either dialect? */

@@ -1,7 +1,7 @@
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { Database as Schema } from '../schema.ts';
-import type { Store, StoreCapabilities } from '../store.ts';
+import { storeOver, type Store, type StoreCapabilities } from '../store.ts';
 
 const capabilities: StoreCapabilities = {
   jsonText: (column, field) => sql<string | null>`(${sql.ref(column)}::jsonb ->> ${field})`,
@@ -16,14 +16,5 @@ types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value));
 export function createPostgresStore(connectionString: string, options: { poolSize?: number } = {}): Store {
   const pool = new pg.Pool({ connectionString, max: options.poolSize ?? 10, types });
   const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
-  return {
-    kind: 'postgres',
-    db,
-    capabilities,
-    transaction: (fn) => db.transaction().execute(fn),
-    ping: async () => {
-      await sql`select 1`.execute(db);
-    },
-    close: () => db.destroy(),
-  };
+  return storeOver('postgres', db, capabilities);
 }

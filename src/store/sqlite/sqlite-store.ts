@@ -3,7 +3,7 @@ import { Kysely, SqliteDialect, sql } from 'kysely';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Database as Schema } from '../schema.ts';
-import type { Store, StoreCapabilities } from '../store.ts';
+import { storeOver, type Store, type StoreCapabilities } from '../store.ts';
 
 const capabilities: StoreCapabilities = {
   jsonText: (column, field) => sql<string | null>`json_extract(${sql.ref(column)}, ${`$.${field}`})`,
@@ -39,14 +39,5 @@ export function createSqliteStore(file: string): Store {
   database.pragma('foreign_keys = ON');
   database.pragma('busy_timeout = 5000');
   const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
-  return {
-    kind: 'sqlite',
-    db,
-    capabilities,
-    transaction: (fn) => db.transaction().execute(fn),
-    ping: async () => {
-      await sql`select 1`.execute(db);
-    },
-    close: () => db.destroy(),
-  };
+  return storeOver('sqlite', db, capabilities);
 }
