@@ -486,7 +486,7 @@ export class ConnectionWorker {
         case 'retry':
           break;
       }
-    } else if (isTandemError(error) && error.status < 500) {
+    } else if (isTandemError(error) && error.status < 500 && !error.retryable) {
       this.#log.warn(log, 'a sync change was refused by the catalog; opened a sync issue');
       await openIssue(error.code);
       return;
