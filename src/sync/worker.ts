@@ -321,11 +321,7 @@ export class ConnectionWorker {
   }
 
   async #applyObject(type: string, binding: EntityBinding, object: ExternalObject, occurredAt: string): Promise<void> {
-    const { workspaceId } = this.connection;
-    const definition = this.#deps.registry.get(type);
-    const options = { origin: this.#origin };
     let link = await this.#sync.linkByExternal(type, object.id);
-
     if (link === undefined) {
       if (object.deleted) return;
       // Created by us for a record whose link was lost in a crash: relink rather than duplicate.
@@ -342,32 +338,50 @@ export class ConnectionWorker {
         };
         await this.#sync.saveLink(link);
       } else {
-        const input = definition.createSchema.safeParse(Object.fromEntries(binding.fields.map((f) => [f, object.fields[f] ?? undefined])));
-        if (!input.success) {
-          throw new TandemError('VALIDATION_FAILED', `The ${type} cannot be imported: ${input.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`);
-        }
-        const { record } = await this.#deps.catalog.create(workspaceId, type, input.data, options);
-        await this.#sync.saveLink({
-          entityType: type,
-          recordId: record.id,
-          externalId: object.id,
-          base: canonical(binding, record),
-          localVersion: record.version,
-          externalVersion: object.version ?? null,
-          deleted: false,
-        });
-        return;
+        link = await this.#import(type, binding, object);
       }
     }
     if (link.deleted) return;
 
     if (object.deleted) {
       const current = await this.#localRecord(type, link.recordId);
-      const view = current?.deleted_at === null ? await this.#deps.catalog.delete(workspaceId, type, link.recordId, options) : current;
+      const view = current?.deleted_at === null ? await this.#deps.catalog.delete(this.connection.workspaceId, type, link.recordId, { origin: this.#origin }) : current;
       await this.#sync.saveLink({ ...link, deleted: true, localVersion: view?.version ?? link.localVersion });
       return;
     }
+    await this.#merge(type, binding, object, occurredAt, link);
+  }
 
+  /**
+   * An object Tandem does not know: a new record. The create is idempotent by the object's id, so a
+   * crash between it and the link never makes a second record.
+   */
+  async #import(type: string, binding: EntityBinding, object: ExternalObject): Promise<Link> {
+    const definition = this.#deps.registry.get(type);
+    const input = definition.createSchema.safeParse(Object.fromEntries(binding.fields.map((f) => [f, object.fields[f] ?? undefined])));
+    if (!input.success) {
+      throw new TandemError('VALIDATION_FAILED', `The ${type} cannot be imported: ${input.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`);
+    }
+    const { record } = await this.#deps.catalog.create(this.connection.workspaceId, type, input.data, {
+      origin: this.#origin,
+      idempotency: { key: `tandem-import-${this.connection.id}-${object.id}`, fingerprint: 'tandem-import' },
+    });
+    // The base is the record as it was created; a replayed create then merges what changed since.
+    const link: Link = {
+      entityType: type,
+      recordId: record.id,
+      externalId: object.id,
+      base: canonical(binding, record),
+      localVersion: record.version,
+      externalVersion: object.version ?? null,
+      deleted: false,
+    };
+    await this.#sync.saveLink(link);
+    return link;
+  }
+
+  /** Three-way merge of the object into its linked record. */
+  async #merge(type: string, binding: EntityBinding, object: ExternalObject, occurredAt: string, link: Link): Promise<void> {
     const remote = canonical(binding, object.fields);
     const changedRemotely = differing(remote, link.base, binding.fields);
     // Our own write coming back, or nothing we map changed: no new version.
@@ -390,11 +404,12 @@ export class ConnectionWorker {
     }
     let version = view.version;
     if (Object.keys(patch).length > 0) {
+      const definition = this.#deps.registry.get(type);
       const parsed = definition.updateSchema.safeParse(patch);
       if (!parsed.success) {
         throw new TandemError('VALIDATION_FAILED', `The ${type} change cannot be applied: ${parsed.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`);
       }
-      version = (await this.#deps.catalog.update(workspaceId, type, link.recordId, parsed.data, options)).version;
+      version = (await this.#deps.catalog.update(this.connection.workspaceId, type, link.recordId, parsed.data, { origin: this.#origin })).version;
     }
     await this.#sync.saveLink({ ...link, base, localVersion: version, externalVersion: object.version ?? link.externalVersion });
   }
