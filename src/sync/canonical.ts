@@ -30,3 +30,25 @@ export function patchFor(field: string, value: unknown, current: unknown): unkno
   }
   return value;
 }
+
+function isStringMap(value: unknown): value is Record<string, string> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) && Object.values(value).every((v) => typeof v === 'string');
+}
+
+/**
+ * Three-way merge of a string map (metadata) key by key: a key only one side changed (or added, or
+ * removed) takes that side's value; a key both changed takes the newer side's. Undefined when a
+ * value is not a string map (the field is then merged whole).
+ */
+export function mergeMaps(base: unknown, local: unknown, remote: unknown, remoteWins: boolean): Record<string, string> | undefined {
+  if (!isStringMap(base) || !isStringMap(local) || !isStringMap(remote)) return undefined;
+  const merged: Record<string, string> = {};
+  for (const key of new Set([...Object.keys(base), ...Object.keys(local), ...Object.keys(remote)])) {
+    const b = base[key];
+    const l = local[key];
+    const r = remote[key];
+    const value = r === b ? l : l === b ? r : remoteWins ? r : l;
+    if (value !== undefined) merged[key] = value;
+  }
+  return merged;
+}

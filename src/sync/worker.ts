@@ -9,7 +9,7 @@ import { ConnectorError, type EntityBinding, type ExternalObject } from '../conn
 import { TandemError, isTandemError } from '../errors/errors.ts';
 import type { ExternalChangesTable, SyncMarksTable } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
-import { differing, patchFor, pick } from './canonical.ts';
+import { differing, mergeMaps, patchFor, pick, sameValue } from './canonical.ts';
 import type { Connection } from './connections.ts';
 import type { SyncIssues } from './issues.ts';
 import type { RateBudget } from './rate-budget.ts';
@@ -349,7 +349,18 @@ export class ConnectionWorker {
       await this.#sync.saveLink({ ...link, deleted: true, localVersion: view?.version ?? link.localVersion });
       return;
     }
-    await this.#merge(type, binding, object, occurredAt, link);
+    // The record may move on under the merge (an API write): then merge again with what it holds.
+    for (let attempt = 1; ; attempt += 1) {
+      const current = await this.#sync.linkByExternal(type, object.id);
+      if (current === undefined || current.deleted) return;
+      try {
+        await this.#merge(type, binding, object, occurredAt, current);
+        return;
+      } catch (error) {
+        if (attempt < 5 && isTandemError(error) && (error.code === 'VERSION_MISMATCH' || error.code === 'CONFLICT')) continue;
+        throw error;
+      }
+    }
   }
 
   /**
@@ -394,6 +405,13 @@ export class ConnectionWorker {
     const patch: Record<string, unknown> = {};
     const base = { ...link.base };
     for (const field of changedRemotely) {
+      // A string map (metadata) merges key by key: keys each side changed both survive.
+      const merged = mergeMaps(link.base[field], local[field], remote[field], remoteIsNewer);
+      if (merged !== undefined) {
+        if (!sameValue(merged, local[field])) patch[field] = patchFor(field, merged, local[field]);
+        base[field] = remote[field];
+        continue;
+      }
       const changedLocally = differing(local, link.base, [field]).length > 0;
       // Three-way merge, field by field: a field only one side changed takes that side's value; a
       // field both changed takes the newer write (the local one then goes out through its mark).
@@ -402,16 +420,22 @@ export class ConnectionWorker {
         base[field] = remote[field];
       }
     }
-    let version = view.version;
+    let after = view;
     if (Object.keys(patch).length > 0) {
       const definition = this.#deps.registry.get(type);
       const parsed = definition.updateSchema.safeParse(patch);
       if (!parsed.success) {
         throw new TandemError('VALIDATION_FAILED', `The ${type} change cannot be applied: ${parsed.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`);
       }
-      version = (await this.#deps.catalog.update(this.connection.workspaceId, type, link.recordId, parsed.data, { origin: this.#origin })).version;
+      // Only over the version the merge read: a write that came in between makes it merge again.
+      after = await this.#deps.catalog.update(this.connection.workspaceId, type, link.recordId, parsed.data, {
+        origin: this.#origin,
+        expectedVersion: view.version,
+      });
     }
-    await this.#sync.saveLink({ ...link, base, localVersion: version, externalVersion: object.version ?? link.externalVersion });
+    await this.#sync.saveLink({ ...link, base, localVersion: after.version, externalVersion: object.version ?? link.externalVersion });
+    // Whatever Tandem holds that the object does not (a local value that won) goes out.
+    if (differing(canonical(binding, after), base, binding.fields).length > 0) await this.#sync.mark(type, link.recordId, after.version);
   }
 
   async #localRecord(type: string, id: string): Promise<RecordView | undefined> {
