@@ -15,6 +15,17 @@ export interface Link {
   deleted: boolean;
 }
 
+/**
+ * A link whose external id starts with this is a create in flight: written just before the create
+ * is sent, with the idempotency key it is sent with (`pending:<key>`) and the fields it sends as the
+ * base, so a retry after a lost answer or a crash knows exactly what was asked for.
+ */
+export const PENDING_PREFIX = 'pending:';
+
+export function isPending(link: Link): boolean {
+  return link.externalId.startsWith(PENDING_PREFIX);
+}
+
 function toLink(row: LinksTable): Link {
   return {
     entityType: row.entity_type,
@@ -86,6 +97,15 @@ export class SyncStore {
           updated_at: row.updated_at,
         }),
       )
+      .execute();
+  }
+
+  async dropLink(entityType: string, recordId: string): Promise<void> {
+    await this.#db
+      .deleteFrom('links')
+      .where('connection_id', '=', this.connectionId)
+      .where('entity_type', '=', entityType)
+      .where('record_id', '=', recordId)
       .execute();
   }
 

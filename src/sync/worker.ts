@@ -14,7 +14,7 @@ import type { Connection } from './connections.ts';
 import type { SyncIssues } from './issues.ts';
 import type { RateBudget } from './rate-budget.ts';
 import { wantsInbound, wantsOutbound } from './settings.ts';
-import { SyncStore, type Link } from './sync-store.ts';
+import { PENDING_PREFIX, SyncStore, isPending, type Link } from './sync-store.ts';
 
 export interface WorkerDeps {
   store: Store;
@@ -186,8 +186,21 @@ export class ConnectionWorker {
     const keyBase = `tandem-${this.connection.id}-${recordId}`;
     try {
       const link = await this.#sync.linkByRecord(type, recordId);
+      const pending = link !== undefined && isPending(link) ? link : undefined;
       if (view.deleted_at !== null) {
-        if (link !== undefined && !link.deleted) {
+        if (pending !== undefined) {
+          // A create was sent and its answer never came: if it made an object, that goes too.
+          const found = await this.#find(binding, recordId);
+          if (found !== undefined && !found.deleted) {
+            await this.#deps.budget.take(this.#signal);
+            await binding.delete(found.id, { idempotencyKey: `${keyBase}-delete${retry}`, signal: this.#signal });
+            await this.#sync.saveLink({ ...pending, externalId: found.id, deleted: true, localVersion: version, externalVersion: null });
+          } else {
+            // Nothing to delete. Should the object show up after all, the inbound side relinks it
+            // to this deleted record and marks it, and it is deleted then.
+            await this.#sync.dropLink(type, recordId);
+          }
+        } else if (link !== undefined && !link.deleted) {
           await this.#deps.budget.take(this.#signal);
           await binding.delete(link.externalId, { idempotencyKey: `${keyBase}-delete${retry}`, signal: this.#signal });
           await this.#sync.saveLink({ ...link, deleted: true, localVersion: version });
@@ -196,28 +209,33 @@ export class ConnectionWorker {
         return;
       }
       const local = canonical(binding, view);
-      if (link === undefined || link.deleted) {
-        // After a failed attempt the object may exist all the same (the answer was lost, or a 500
-        // came after the write): find it by the Tandem id it carries before creating another.
-        const find = binding.findByTandemId?.bind(binding);
-        const found =
-          link === undefined && mark.attempts > 0 && find !== undefined
-            ? await this.#budgeted(() => find(recordId, this.#signal))
-            : undefined;
-        if (found !== undefined && !found.deleted) {
-          // Link it with the base it was created from unknown: diff against what it holds now.
-          const linked = { entityType: type, recordId, externalId: found.id, base: canonical(binding, found.fields), localVersion: 0, externalVersion: found.version ?? null, deleted: false };
+      const updateKey = `${keyBase}-v${String(version)}${retry}`;
+      if (pending !== undefined) {
+        const made = await this.#resolvePending(binding, pending, recordId, mark.attempts);
+        if (made !== undefined) {
+          // Linked with the base it was created from, so changes made since on either side merge.
+          const linked: Link = { ...pending, externalId: made.id, externalVersion: made.version ?? null };
           await this.#sync.saveLink(linked);
-          await this.#push(binding, linked, local, version, `${keyBase}-v${String(version)}${retry}`);
+          await this.#push(binding, linked, local, version, updateKey);
           await this.#sync.clearMark(type, recordId, version);
           return;
         }
-        await this.#deps.budget.take(this.#signal);
-        // One key per record (per re-creation): a retried or crashed create never makes a second object.
-        const created = await binding.create(recordId, local, {
-          idempotencyKey: `${keyBase}-${link === undefined ? 'create' : `recreate-v${String(version)}`}${retry}`,
-          signal: this.#signal,
+      }
+      if (link === undefined || pending !== undefined || link.deleted) {
+        // One key per record (per re-creation): a retried or crashed create never makes a second
+        // object. The intent is stored first, so a retry knows the key and the fields it sent.
+        const idempotencyKey = `${keyBase}-${link === undefined || pending !== undefined ? 'create' : `recreate-v${String(version)}`}${retry}`;
+        await this.#sync.saveLink({
+          entityType: type,
+          recordId,
+          externalId: `${PENDING_PREFIX}${idempotencyKey}`,
+          base: local,
+          localVersion: version,
+          externalVersion: String(mark.attempts),
+          deleted: false,
         });
+        await this.#deps.budget.take(this.#signal);
+        const created = await binding.create(recordId, local, { idempotencyKey, signal: this.#signal });
         await this.#sync.saveLink({
           entityType: type,
           recordId,
@@ -230,7 +248,7 @@ export class ConnectionWorker {
         await this.#sync.clearMark(type, recordId, version);
         return;
       }
-      await this.#push(binding, link, local, version, `${keyBase}-v${String(version)}${retry}`);
+      await this.#push(binding, link, local, version, updateKey);
       await this.#sync.clearMark(type, recordId, version);
     } catch (error) {
       await this.#failed(error, mark.attempts, {
@@ -242,6 +260,33 @@ export class ConnectionWorker {
         drop: () => this.#sync.dropMark(type, recordId),
       });
     }
+  }
+
+  /** Looks the object made for a record up by the Tandem id it carries (live objects only). */
+  async #find(binding: EntityBinding, recordId: string): Promise<ExternalObject | undefined> {
+    const find = binding.findByTandemId?.bind(binding);
+    return find === undefined ? undefined : this.#budgeted(() => find(recordId, this.#signal));
+  }
+
+  /**
+   * A create was sent (`pending`) and its answer never came (an error, a crash). Asks again with the
+   * same key and fields: the external system answers what the first request did, even if the object
+   * was deleted since, or does it now. A key that keeps failing may hold a stored error (Stripe
+   * replays a 500 forever): after two tries the object is looked up instead. Undefined: nothing was
+   * made, create it anew.
+   */
+  async #resolvePending(binding: EntityBinding, pending: Link, recordId: string, attempts: number): Promise<ExternalObject | undefined> {
+    const sentAt = Number(pending.externalVersion ?? '0');
+    if (attempts - sentAt < 2) {
+      try {
+        await this.#deps.budget.take(this.#signal);
+        return await binding.create(recordId, pending.base, { idempotencyKey: pending.externalId.slice(PENDING_PREFIX.length), signal: this.#signal });
+      } catch (error) {
+        if (!(error instanceof ConnectorError && error.kind === 'fatal' && error.externalCode === 'idempotency_error')) throw error;
+      }
+    }
+    const found = await this.#find(binding, recordId);
+    return found !== undefined && !found.deleted ? found : undefined;
   }
 
   /** Writes the fields where the record differs from the base, and moves the base on. */
@@ -298,12 +343,19 @@ export class ConnectionWorker {
     try {
       await this.#deps.budget.take(this.#signal);
       let object = await binding.get(externalId, this.#signal);
-      if (object === undefined && latest.object !== null) object = JSON.parse(latest.object) as ExternalObject;
+      const carried = changes.flatMap((c) => (c.object === null ? [] : [JSON.parse(c.object) as ExternalObject]));
+      object ??= carried.at(-1);
       if (object === undefined) {
         await finish();
         return;
       }
-      await this.#applyObject(type, binding, object, latest.occurred_at);
+      // A deleted object is fetched bare; the events still say which Tandem record it was made for.
+      if (object.tandemId === undefined) {
+        const tandemId = carried.find((o) => o.tandemId !== undefined)?.tandemId;
+        if (tandemId !== undefined) object = { ...object, tandemId };
+      }
+      const createdAs = changes.find((c) => c.op === 'create' && c.object !== null);
+      await this.#applyObject(type, binding, object, latest.occurred_at, createdAs === undefined ? undefined : (JSON.parse(createdAs.object ?? '{}') as ExternalObject));
       await finish();
     } catch (error) {
       const attempts = Math.max(...changes.map((c) => c.attempts));
@@ -320,26 +372,14 @@ export class ConnectionWorker {
     }
   }
 
-  async #applyObject(type: string, binding: EntityBinding, object: ExternalObject, occurredAt: string): Promise<void> {
+  /** `createdAs`: the object as its create event carried it (its first state), when at hand. */
+  async #applyObject(type: string, binding: EntityBinding, object: ExternalObject, occurredAt: string, createdAs?: ExternalObject): Promise<void> {
     let link = await this.#sync.linkByExternal(type, object.id);
     if (link === undefined) {
-      if (object.deleted) return;
-      // Created by us for a record whose link was lost in a crash: relink rather than duplicate.
       const own = object.tandemId === undefined ? undefined : await this.#localRecord(type, object.tandemId);
-      if (own !== undefined) {
-        link = {
-          entityType: type,
-          recordId: own.id,
-          externalId: object.id,
-          base: canonical(binding, own),
-          localVersion: own.version,
-          externalVersion: null,
-          deleted: false,
-        };
-        await this.#sync.saveLink(link);
-      } else {
-        link = await this.#import(type, binding, object);
-      }
+      if (own !== undefined) link = await this.#relink(type, binding, object, own, createdAs);
+      else if (!object.deleted) link = await this.#import(type, binding, object);
+      if (link === undefined) return;
     }
     if (link.deleted) return;
 
@@ -361,6 +401,49 @@ export class ConnectionWorker {
         throw error;
       }
     }
+  }
+
+  /**
+   * An object Tandem made for `own` (it carries the record's id) that no link names yet: the answer
+   * to its create was lost, or a crash came before the link was stored. Links it with the base it
+   * was created from: the fields the pending create sent, else its create event's, else what it
+   * holds now. A deleted object tombstones the record (the deletion wins); a deleted record gets a
+   * mark, so the object is deleted too. Undefined when there is nothing more to do.
+   */
+  async #relink(type: string, binding: EntityBinding, object: ExternalObject, own: RecordView, createdAs: ExternalObject | undefined): Promise<Link | undefined> {
+    const current = await this.#sync.linkByRecord(type, own.id);
+    if (current !== undefined && !isPending(current)) {
+      // The record already has its object: this one is a second copy. A person decides.
+      await this.#deps.issues.open({
+        workspaceId: this.connection.workspaceId,
+        connectionId: this.connection.id,
+        entityType: type,
+        recordId: null,
+        externalId: object.id,
+        direction: 'inbound',
+        code: 'DUPLICATE_EXTERNAL_OBJECT',
+        message: `${object.id} carries the id of ${own.id}, which is linked to ${current.externalId}.`,
+      });
+      return undefined;
+    }
+    const base = current?.base ?? canonical(binding, (createdAs ?? object).fields);
+    const link: Link = {
+      entityType: type,
+      recordId: own.id,
+      externalId: object.id,
+      base,
+      localVersion: current?.localVersion ?? own.version,
+      externalVersion: null,
+      deleted: object.deleted,
+    };
+    await this.#sync.saveLink(link);
+    if (object.deleted) {
+      if (own.deleted_at === null) await this.#deps.catalog.delete(this.connection.workspaceId, type, own.id, { origin: this.#origin });
+      return undefined;
+    }
+    // What the record holds and the object lacks goes out through the mark (a deleted record: a delete).
+    await this.#sync.mark(type, own.id, own.version);
+    return link;
   }
 
   /**
