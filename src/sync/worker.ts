@@ -216,7 +216,7 @@ export class ConnectionWorker {
           // Linked with the base it was created from, so changes made since on either side merge.
           const linked: Link = { ...pending, externalId: made.id, externalVersion: made.version ?? null };
           await this.#sync.saveLink(linked);
-          await this.#push(binding, linked, local, version, updateKey);
+          await this.#pushOrGone(type, binding, linked, local, version, updateKey);
           await this.#sync.clearMark(type, recordId, version);
           return;
         }
@@ -248,7 +248,7 @@ export class ConnectionWorker {
         await this.#sync.clearMark(type, recordId, version);
         return;
       }
-      await this.#push(binding, link, local, version, updateKey);
+      await this.#pushOrGone(type, binding, link, local, version, updateKey);
       await this.#sync.clearMark(type, recordId, version);
     } catch (error) {
       await this.#failed(error, mark.attempts, {
@@ -287,6 +287,27 @@ export class ConnectionWorker {
     }
     const found = await this.#find(binding, recordId);
     return found !== undefined && !found.deleted ? found : undefined;
+  }
+
+  /**
+   * Pushes the record; when the external system refuses because the object is gone (deleted there
+   * while Tandem changed the record), the deletion wins, as it does when it arrives first: the
+   * record is tombstoned. Only when the connection syncs this type inbound; an outbound-only
+   * connection keeps the failure (a sync issue) for a person to decide.
+   */
+  async #pushOrGone(type: string, binding: EntityBinding, link: Link, local: Record<string, unknown>, version: number, idempotencyKey: string): Promise<void> {
+    try {
+      await this.#push(binding, link, local, version, idempotencyKey);
+    } catch (error) {
+      if (!(error instanceof ConnectorError && error.kind === 'fatal') || !wantsInbound(this.connection.settings, type)) throw error;
+      const current = await this.#budgeted(() => binding.get(link.externalId, this.#signal));
+      if (current !== undefined && !current.deleted) throw error;
+      await this.#sync.saveLink({ ...link, deleted: true });
+      const view = await this.#localRecord(type, link.recordId);
+      if (view !== undefined && view.deleted_at === null) {
+        await this.#deps.catalog.delete(this.connection.workspaceId, type, link.recordId, { origin: this.#origin });
+      }
+    }
   }
 
   /** Writes the fields where the record differs from the base, and moves the base on. */
