@@ -31,6 +31,8 @@ export interface WorkerDeps {
 }
 
 const POLL_CURSOR = 'events';
+/** How many times a create whose answer was lost is asked again with its own key before the object is looked up. */
+const RESEND_TRIES = 4;
 
 function backoff(attempt: number, retry: WorkerDeps['retry']): number {
   const cap = Math.min(retry.maxMs, retry.initialMs * 2 ** Math.min(attempt - 1, 20));
@@ -272,12 +274,13 @@ export class ConnectionWorker {
    * A create was sent (`pending`) and its answer never came (an error, a crash). Asks again with the
    * same key and fields: the external system answers what the first request did, even if the object
    * was deleted since, or does it now. A key that keeps failing may hold a stored error (Stripe
-   * replays a 500 forever): after two tries the object is looked up instead. Undefined: nothing was
-   * made, create it anew.
+   * replays a 500 forever): after RESEND_TRIES tries the object is looked up instead — which finds
+   * live objects only, so an object made and deleted meanwhile would be made again: hence several
+   * tries, not one. Undefined: nothing was made, create it anew.
    */
   async #resolvePending(binding: EntityBinding, pending: Link, recordId: string, attempts: number): Promise<ExternalObject | undefined> {
     const sentAt = Number(pending.externalVersion ?? '0');
-    if (attempts - sentAt < 2) {
+    if (attempts - sentAt <= RESEND_TRIES) {
       try {
         await this.#deps.budget.take(this.#signal);
         return await binding.create(recordId, pending.base, { idempotencyKey: pending.externalId.slice(PENDING_PREFIX.length), signal: this.#signal });
