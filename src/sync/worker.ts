@@ -437,7 +437,9 @@ export class ConnectionWorker {
   async #relink(type: string, binding: EntityBinding, object: ExternalObject, own: RecordView, createdAs: ExternalObject | undefined): Promise<Link | undefined> {
     const current = await this.#sync.linkByRecord(type, own.id);
     if (current !== undefined && !isPending(current)) {
-      // The record already has its object: this one is a second copy. A person decides.
+      // The record already has its object: this one is a second copy. Deleted, it is harmless
+      // (e.g. the object a re-creation replaced); live, a person decides.
+      if (object.deleted) return undefined;
       await this.#deps.issues.open({
         workspaceId: this.connection.workspaceId,
         connectionId: this.connection.id,
