@@ -421,8 +421,9 @@ export class ConnectionWorker {
         await this.#merge(type, binding, object, occurredAt, current);
         return;
       } catch (error) {
-        if (attempt < 5 && isTandemError(error) && (error.code === 'VERSION_MISMATCH' || error.code === 'CONFLICT')) continue;
-        throw error;
+        if (!(isTandemError(error) && (error.code === 'VERSION_MISMATCH' || error.code === 'CONFLICT'))) throw error;
+        // Still moving after a few tries: try again later (a retry, not a sync issue).
+        if (attempt >= 5) throw new TandemError('CONFLICT', `The ${type} kept changing while a change from ${object.id} was merged into it.`);
       }
     }
   }
