@@ -210,6 +210,13 @@ export class ConnectionWorker {
         await this.#sync.clearMark(type, recordId, version);
         return;
       }
+      if (link?.deleted === true && wantsInbound(this.connection.settings, type)) {
+        // Its object was deleted externally and the record not yet: the deletion wins (re-creating
+        // the object is only for connections where Tandem alone decides, outbound only).
+        await this.#goneExternally(type, link);
+        await this.#sync.clearMark(type, recordId, version);
+        return;
+      }
       const local = canonical(binding, view);
       const updateKey = `${keyBase}-v${String(version)}${retry}`;
       if (pending !== undefined) {
@@ -305,12 +312,19 @@ export class ConnectionWorker {
       if (!(error instanceof ConnectorError && error.kind === 'fatal') || !wantsInbound(this.connection.settings, type)) throw error;
       const current = await this.#budgeted(() => binding.get(link.externalId, this.#signal));
       if (current !== undefined && !current.deleted) throw error;
-      await this.#sync.saveLink({ ...link, deleted: true });
-      const view = await this.#localRecord(type, link.recordId);
-      if (view !== undefined && view.deleted_at === null) {
-        await this.#deps.catalog.delete(this.connection.workspaceId, type, link.recordId, { origin: this.#origin });
-      }
+      await this.#goneExternally(type, link);
     }
+  }
+
+  /**
+   * The linked object was deleted in the external system: the record is tombstoned, then the link
+   * marked deleted — in that order, so a crash between the two leaves a live link to a deleted
+   * record (its delete goes out again, harmlessly), never a deleted link to a live record.
+   */
+  async #goneExternally(type: string, link: Link): Promise<void> {
+    const view = await this.#localRecord(type, link.recordId);
+    const after = view?.deleted_at === null ? await this.#deps.catalog.delete(this.connection.workspaceId, type, link.recordId, { origin: this.#origin }) : view;
+    await this.#sync.saveLink({ ...link, deleted: true, localVersion: after?.version ?? link.localVersion });
   }
 
   /** Writes the fields where the record differs from the base, and moves the base on. */
@@ -408,9 +422,7 @@ export class ConnectionWorker {
     if (link.deleted) return;
 
     if (object.deleted) {
-      const current = await this.#localRecord(type, link.recordId);
-      const view = current?.deleted_at === null ? await this.#deps.catalog.delete(this.connection.workspaceId, type, link.recordId, { origin: this.#origin }) : current;
-      await this.#sync.saveLink({ ...link, deleted: true, localVersion: view?.version ?? link.localVersion });
+      await this.#goneExternally(type, link);
       return;
     }
     // The record may move on under the merge (an API write): then merge again with what it holds.
@@ -461,13 +473,13 @@ export class ConnectionWorker {
       base,
       localVersion: current?.localVersion ?? own.version,
       externalVersion: null,
-      deleted: object.deleted,
+      deleted: false,
     };
-    await this.#sync.saveLink(link);
     if (object.deleted) {
-      if (own.deleted_at === null) await this.#deps.catalog.delete(this.connection.workspaceId, type, own.id, { origin: this.#origin });
+      await this.#goneExternally(type, link);
       return undefined;
     }
+    await this.#sync.saveLink(link);
     // What the record holds and the object lacks goes out through the mark (a deleted record: a delete).
     await this.#sync.mark(type, own.id, own.version);
     return link;
