@@ -479,9 +479,14 @@ export class ConnectionWorker {
       await this.#goneExternally(type, link);
       return undefined;
     }
-    await this.#sync.saveLink(link);
-    // What the record holds and the object lacks goes out through the mark (a deleted record: a delete).
-    await this.#sync.mark(type, own.id, own.version);
+    // What the record holds and the object lacks goes out through the mark (a deleted record: a
+    // delete). Link and mark together, so a crash leaves neither an unlinked object to re-create
+    // nor a link whose record nobody looks at again.
+    await this.#deps.store.transaction(async (trx) => {
+      const sync = new SyncStore(trx, this.connection.id);
+      await sync.saveLink(link);
+      await sync.mark(type, own.id, own.version);
+    });
     return link;
   }
 
@@ -521,7 +526,12 @@ export class ConnectionWorker {
     if (changedRemotely.length === 0) return;
 
     const view = await this.#localRecord(type, link.recordId);
-    if (view === undefined || view.deleted_at !== null) return;
+    if (view === undefined) return;
+    if (view.deleted_at !== null) {
+      // Deleted in Tandem, its object still live: the delete has to go out (it may already be marked).
+      await this.#sync.mark(type, link.recordId, view.version);
+      return;
+    }
     const local = canonical(binding, view);
     const remoteIsNewer = Date.parse(occurredAt) >= Date.parse(String(view.updated_at));
     const patch: Record<string, unknown> = {};
