@@ -17,17 +17,22 @@ const inCi = process.env.CI === 'true' || process.env.CI === '1';
 
 let reachable: Promise<boolean> | undefined;
 export function postgresReachable(): Promise<boolean> {
+  // A loaded machine can be slow to answer one connection: ask a few times before calling it absent.
   reachable ??= (async () => {
-    const client = new pg.Client({ connectionString: postgresAdminUrl, connectionTimeoutMillis: 2000 });
-    try {
-      await client.connect();
-      await client.query('select 1');
-      return true;
-    } catch {
-      return false;
-    } finally {
-      await client.end().catch(() => undefined);
+    const attempts = inCi ? 5 : 2;
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      const client = new pg.Client({ connectionString: postgresAdminUrl, connectionTimeoutMillis: 5000 });
+      try {
+        await client.connect();
+        await client.query('select 1');
+        return true;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+      } finally {
+        await client.end().catch(() => undefined);
+      }
     }
+    return false;
   })();
   return reachable;
 }
