@@ -57,8 +57,9 @@ export function registerConnectionRoutes(app: FastifyInstance, connections: Conn
     async (request, reply) => {
       const { workspaceId } = principalOf(request);
       const abort = new AbortController();
-      request.raw.once('close', () => {
-        if (!reply.sent) abort.abort();
+      // The client went away before the answer (not merely finished sending its body).
+      reply.raw.once('close', () => {
+        if (!reply.raw.writableFinished) abort.abort();
       });
       return reply.status(201).send(await connections.create(workspaceId, request.body, abort.signal));
     },
