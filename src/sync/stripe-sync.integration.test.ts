@@ -170,6 +170,16 @@ for (const kind of STORE_KINDS) {
       });
       assert.equal(bad.statusCode, 422, bad.body);
       assert.equal(bad.json<{ error: { code: string } }>().error.code, 'CONNECTION_CREDENTIALS_REJECTED');
+      // The same over a real socket: the create must not be cut short once the body was read.
+      const address = t.app.server.address();
+      assert.ok(address !== null && typeof address === 'object');
+      const overSocket = await fetch(`http://127.0.0.1:${String(address.port)}/api/v1/connections`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${t.adminKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ connector: 'stripe', name: 'x', credentials: { secretKey: 'sk_live_refused' }, settings: { apiBaseUrl: sim.url } }),
+      });
+      assert.equal(overSocket.status, 422);
+      assert.equal(((await overSocket.json()) as { error: { code: string } }).error.code, 'CONNECTION_CREDENTIALS_REJECTED');
       assert.ok(!bad.body.includes('sk_live_refused'));
       const notAKey = await t.call('POST', '/api/v1/connections', { connector: 'stripe', name: 'x', credentials: { secretKey: 'hunter2' } });
       assert.equal(notAKey.statusCode, 400);
