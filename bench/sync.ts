@@ -48,6 +48,7 @@ const USAGE = `usage: node_modules/.bin/node bench/sync.ts [options]
                       (< 25% of a core busy for 1 s; default 15, 0 to start at once)
   --profile           run Tandem under --cpu-prof and summarise where its time went
                       (figures are reported, never judged)
+  --tandem-root <dir> run the Tandem of another work tree (e.g. a copy with a fix to compare)
   --out <file>        JSON results (default bench/results/sync.json; a .md table beside it)
   --no-fail           report only: exit 0 even when a target is missed
 `;
@@ -74,6 +75,7 @@ const { values: args } = parseArgs({
     backlog: { type: 'string' },
     settle: { type: 'string', default: '15' },
     profile: { type: 'boolean', default: false },
+    'tandem-root': { type: 'string' },
     out: { type: 'string', default: join(repoRoot, 'bench', 'results', 'sync.json') },
     'no-fail': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
@@ -97,6 +99,7 @@ const options = {
   backlog: Math.round(positive('backlog', args.backlog, quick ? 150 : 750)),
   settleSeconds: Number(args.settle) >= 0 ? Number(args.settle) : fail('--settle must be 0 or more'),
   profile: args.profile,
+  tandemRoot: args['tandem-root'] === undefined ? undefined : resolve(args['tandem-root']),
   out: resolve(args.out),
   noFail: args['no-fail'],
   /** Tandem's TANDEM_SYNC_POLL_MS and the connections' pollIntervalMs. */
@@ -284,7 +287,13 @@ async function withScenario(
   log(`${name}: simulator limit ${simLimit === 0 ? 'off' : `${String(simLimit)}/s`}, connection budget ${connectionBudget === undefined ? `default (${String(options.stripeLimit)}/s)` : `${String(connectionBudget)}/s`}`);
   const sim: StripeSimulator = await startStripeSimulator({ rateLimitPerSecond: simLimit });
   const setup = await prepareTandem();
-  const tandemOptions = { name, logLevel: 'warn', pollMs: options.pollMs, execArgv: profileArgs(name) };
+  const tandemOptions = {
+    name,
+    logLevel: 'warn',
+    pollMs: options.pollMs,
+    execArgv: profileArgs(name),
+    ...(options.tandemRoot === undefined ? {} : { root: options.tandemRoot }),
+  };
   let tandem: RunningTandem | undefined;
   try {
     tandem = await startTandem(setup, tandemOptions);
@@ -362,7 +371,7 @@ async function latencyScenario(): Promise<void> {
 
 async function throughputScenario(): Promise<void> {
   await withScenario('throughput', 0, options.unlimitedBudget, async (ctx) => {
-    const timeoutMs = Math.max(60_000, options.changes * 20);
+    const timeoutMs = Math.max(120_000, options.changes * 50);
     const judged = (r: ThroughputResult) => judge(r.perSecond >= 1000 && !r.timedOut && r.writeErrors === 0);
 
     log(`  live creates: ${String(options.changes)} customers created in Tandem (${String(options.concurrency)} at a time), until all are in Stripe`);
@@ -427,7 +436,7 @@ async function limitedScenario(): Promise<void> {
   await withScenario('limited', options.stripeLimit, undefined, async (ctx) => {
     const limit = options.stripeLimit;
     log(`  backlog: ${String(options.backlog)} customers created in Tandem at once, until all are in Stripe (≥ ${fmt(limit * 0.95, 2)}/s wanted)`);
-    const timeoutMs = Math.max(60_000, (options.backlog / limit) * 4000);
+    const timeoutMs = Math.max(120_000, (options.backlog / limit) * 4000);
     const backlog = await measuredThroughput(ctx, () => bulkCreates(ctx, { changes: options.backlog, concurrency: options.concurrency, mode: 'live', timeoutMs, tag: 'bl' }));
     const r = backlog.result;
     const refused = r.requests.total > 0 ? (r.requests.rateLimited / r.requests.total) * 100 : 0;

@@ -42,9 +42,18 @@ export function customerBody(tag: string): Record<string, unknown> {
   };
 }
 
-/** Live (not deleted) customers of the account: a cheap count, no copies. */
+/**
+ * The account's counts (live customers, events, requests) without copying anything: the probes use
+ * these rather than `admin.requests()`, which clones a map with an entry per path (thousands).
+ */
+export function accountCounts(ctx: SyncContext): { customers: number; events: number; requests: number } {
+  const account = ctx.sim.admin.accounts().find((a) => a.key === ctx.key);
+  return { customers: account?.customers ?? 0, events: account?.events ?? 0, requests: account?.requests ?? 0 };
+}
+
+/** Live (not deleted) customers of the account. */
 export function liveCustomerCount(ctx: SyncContext): number {
-  return ctx.sim.admin.accounts().find((a) => a.key === ctx.key)?.customers ?? 0;
+  return accountCounts(ctx).customers;
 }
 
 /** Stripe customer id by the Tandem id it carries (metadata.tandem_id). */
@@ -63,7 +72,7 @@ export async function waitForSyncQuiet(ctx: SyncContext, quietMs: number, maxMs:
   let last = -1;
   let since = performance.now();
   for (;;) {
-    const total = ctx.sim.admin.requests(ctx.key).total;
+    const total = accountCounts(ctx).requests;
     if (total !== last) {
       last = total;
       since = performance.now();

@@ -53,6 +53,8 @@ export interface TandemOptions {
   pollMs: number;
   /** Extra Node flags, e.g. --cpu-prof. */
   execArgv?: string[];
+  /** The Tandem work tree to run (default this one), e.g. a copy with a change to compare. */
+  root?: string;
 }
 
 export interface RunningTandem {
@@ -77,7 +79,7 @@ export async function startTandem(setup: TandemSetup, options: TandemOptions): P
   const child = (() => {
     try {
       return spawn(process.execPath, [...(options.execArgv ?? []), 'src/main.ts'], {
-        cwd: repoRoot,
+        cwd: options.root ?? repoRoot,
         stdio: ['ignore', out, out],
         env: {
           PATH: process.env.PATH,

@@ -11,7 +11,7 @@
 // request mix (creates/updates, the GETs the engine makes, polls of the events feed, 429s).
 import { setTimeout as delay } from 'node:timers/promises';
 import type { RequestStats } from '../../src/connectors/stripe/simulator/index.ts';
-import { customerBody, liveCustomerCount, stripeIdsByTandemId, type LinkedCustomer, type SyncContext } from './context.ts';
+import { accountCounts, customerBody, liveCustomerCount, stripeIdsByTandemId, type LinkedCustomer, type SyncContext } from './context.ts';
 import { pool } from './stats.ts';
 
 export interface ThroughputResult {
@@ -168,7 +168,7 @@ export async function bulkCreates(ctx: SyncContext, options: BulkOptions): Promi
 /** Renames each of `customers` once in Tandem; answers when Stripe holds every new name. */
 export async function bulkUpdates(ctx: SyncContext, customers: readonly LinkedCustomer[], options: BulkOptions): Promise<ThroughputResult> {
   const stats0 = ctx.sim.admin.requests(ctx.key);
-  const updates0 = stats0.byRoute['POST /v1/customers/:id'] ?? 0;
+  const events0 = accountCounts(ctx).events;
   const wanted = new Map<string, string>(); // Stripe id -> name
   const update = async (i: number) => {
     const customer = customers[i];
@@ -197,11 +197,14 @@ export async function bulkUpdates(ctx: SyncContext, customers: readonly LinkedCu
     return arrived;
   };
   while (performance.now() <= deadline) {
-    // Copying every customer is not free: look only once enough updates have come in.
-    const updates = (ctx.sim.admin.requests(ctx.key).byRoute['POST /v1/customers/:id'] ?? 0) - updates0;
-    if (updates >= wanted.size && count() >= wanted.size) {
-      arrivedAt = performance.now();
-      break;
+    // Copying every customer is not free: look only once every rename has made its event
+    // (customer.updated), and not again for a while when some name is still missing.
+    if (accountCounts(ctx).events - events0 >= wanted.size) {
+      if (count() >= wanted.size) {
+        arrivedAt = performance.now();
+        break;
+      }
+      await delay(50);
     }
     await delay(5);
   }
