@@ -42,6 +42,7 @@ const USAGE = `usage: npm run bench -- [options]
   --log-changes <n>      changes appended, then delivered (default 100000)
   --postgres-url <url>   server for --store postgres; a fresh database is created on it and
                          dropped after (default postgres://postgres@127.0.0.1:5432/postgres)
+  --no-analyze           PostgreSQL: skip the ANALYZE before the reads (see docs/benchmarks.md)
   --settle <s>           before each measure, wait up to s seconds for the machine to be idle
                          (< 25% of a core busy for 1 s; default 60, 0 to start at once)
   --profile              run Tandem under --cpu-prof and summarise where the time went
@@ -81,6 +82,7 @@ const { values: args } = parseArgs({
     'log-changes': { type: 'string', default: '100000' },
     'postgres-url': { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/postgres' },
     settle: { type: 'string', default: '60' },
+    'no-analyze': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     out: { type: 'string', default: join(repoRoot, 'bench', 'results', 'latest.json') },
     'no-fail': { type: 'boolean', default: false },
@@ -104,6 +106,7 @@ const options = {
   readIds: Math.round(positive('read-ids', args['read-ids'])),
   logChanges: Math.round(positive('log-changes', args['log-changes'])),
   postgresUrl: args['postgres-url'],
+  analyze: !args['no-analyze'],
   settleSeconds: Number(args.settle) >= 0 ? Number(args.settle) : fail('--settle must be 0 or more'),
   profile: args.profile,
   out: resolve(args.out),
@@ -340,6 +343,10 @@ async function measureHttp(data: BenchData, metric: 'creates' | 'reads', logLeve
       paths: ids.map((id) => `/api/v1/customers/${id}`),
     };
     log(`reads rotate over ${ids.length} existing customers`);
+    if (options.analyze) {
+      const autovacuum = await data.analyze();
+      if (autovacuum !== undefined) log(`ANALYZE done (autovacuum is ${autovacuum ? 'on' : 'off'} on this server)`);
+    }
   }
   log(
     `${name}: ${options.warmupSeconds} s warm-up, then ${options.repeat} × ${options.durationSeconds} s measured, ${options.connections} connections`,

@@ -19,8 +19,6 @@ import { describeMachine, loadAverage, sampleCpu, waitForQuiet, type CpuUse } fr
 import { formatProfile, summariseProfile } from './sync-lib/profile.ts';
 import { fmt } from './sync-lib/stats.ts';
 import {
-  ApiError,
-  createConnectionDirectly,
   prepareTandem,
   repoRoot,
   startTandem,
@@ -185,6 +183,12 @@ function throughputNote(r: ThroughputResult): string {
 // Running a scenario
 
 const QUIET_BUSY_PERCENT = 25;
+/**
+ * The sync is quiet once no request reached the simulator for this long. Shorter than the poll
+ * interval (1 s), so the change-feed polls that never stop do not hold it; longer than any gap
+ * while the engine is working (a request every few ms, or every 40 ms at 25/s).
+ */
+const QUIET_MS = 600;
 
 async function settle(): Promise<void> {
   if (options.settleSeconds <= 0) return;
@@ -219,7 +223,7 @@ async function measuredThroughput<T extends ThroughputResult>(ctx: SyncContext, 
   try {
     result = await fn();
     cpu = window.stop();
-    await waitForSyncQuiet(ctx, 1000, 120_000);
+    await waitForSyncQuiet(ctx, QUIET_MS, 120_000);
   } finally {
     window.stop();
   }
@@ -275,8 +279,6 @@ function logFindings(tandem: RunningTandem): Record<string, number> {
 }
 
 const findings: Record<string, { logLines: Record<string, number>; openSyncIssues: number }> = {};
-/** How each scenario's connection was made. */
-const connectedVia: Record<string, string> = {};
 
 async function withScenario(
   name: string,
@@ -300,23 +302,7 @@ async function withScenario(
     const api = new TandemApi(tandem.url, tandem.adminKey);
     const key = `sk_test_bench_${name.replaceAll('-', '_')}_${Date.now().toString(36)}`;
     const input = stripeConnectionInput(key, sim.url, connectionBudget, options.pollMs);
-    let connectionId: string;
-    try {
-      connectionId = await api.createConnection(input);
-      connectedVia[name] = 'POST /api/v1/connections';
-    } catch (error) {
-      // Known: over real HTTP the route aborts its own calls to Stripe once the request body has
-      // been read, and answers 422 CONNECTION_UNREACHABLE without a request reaching Stripe.
-      const reached = sim.admin.requests(key).total;
-      if (!(error instanceof ApiError && error.status === 422 && error.message.includes('CONNECTION_UNREACHABLE') && reached === 0)) throw error;
-      log(`  POST /api/v1/connections answered 422 CONNECTION_UNREACHABLE and no request reached the simulator (see docs/benchmarks-sync.md);`);
-      log(`  creating the connection with Tandem's Connections.create in a child process instead, then restarting Tandem`);
-      await tandem.stop();
-      connectionId = await createConnectionDirectly(setup, input, options.pollMs);
-      tandem = await startTandem(setup, tandemOptions);
-      await api.waitActive(connectionId);
-      connectedVia[name] = 'fallback: Connections.create in a child process (the API route fails over HTTP)';
-    }
+    const connectionId = await api.createConnection(input);
     const ctx: SyncContext = { sim, key, tandem, api, connectionId, stripe: stripeClient(sim, key), log };
     await body(ctx);
     findings[name] = { logLines: logFindings(tandem), openSyncIssues: await api.openIssues() };
@@ -354,7 +340,7 @@ async function latencyPair(ctx: SyncContext, pool: LinkedCustomer[], rate: numbe
     );
     rows.push(row);
     log(`    p50 ${fmt(result.seen.p50Ms)} ms, p99 ${fmt(result.seen.p99Ms)} ms, lost ${String(result.seen.lost)}; ${cpuText(cpu)}`);
-    await waitForSyncQuiet(ctx, 1000, 30_000);
+    await waitForSyncQuiet(ctx, QUIET_MS, 30_000);
   }
 }
 
@@ -391,7 +377,7 @@ async function throughputScenario(): Promise<void> {
       detail: { ...creates.result, created: undefined },
     });
     log(`    ${fmt(creates.result.perSecond)}/s; ${throughputNote(creates.result)}; ${cpuText(creates.cpu)}`);
-    await waitForSyncQuiet(ctx, 1500, 60_000);
+    await waitForSyncQuiet(ctx, QUIET_MS, 60_000);
 
     log(`  live updates: the ${String(creates.result.created.length)} customers renamed in Tandem, until Stripe holds every name`);
     const updates = await measuredThroughput(ctx, () => bulkUpdates(ctx, creates.result.created, { changes: creates.result.created.length, concurrency: options.concurrency, mode: 'live', timeoutMs, tag: 'tu' }));
@@ -410,7 +396,7 @@ async function throughputScenario(): Promise<void> {
       detail: updates.result,
     });
     log(`    ${fmt(updates.result.perSecond)}/s; ${throughputNote(updates.result)}; ${cpuText(updates.cpu)}`);
-    await waitForSyncQuiet(ctx, 1500, 60_000);
+    await waitForSyncQuiet(ctx, QUIET_MS, 60_000);
 
     log(`  drain: ${String(options.changes)} customers created while the connection is paused, timed from resume`);
     const drain = await measuredThroughput(ctx, () => bulkCreates(ctx, { changes: options.changes, concurrency: options.concurrency, mode: 'drain', timeoutMs, tag: 'td' }));
@@ -469,7 +455,7 @@ async function limitedScenario(): Promise<void> {
       detail: r.requests as unknown as Record<string, unknown>,
     });
     log(`    ${fmt(r.perSecond, 2)}/s, ${fmt(refused, 2)}% refused; ${throughputNote(r)}; ${cpuText(backlog.cpu)}`);
-    await waitForSyncQuiet(ctx, 1500, 120_000);
+    await waitForSyncQuiet(ctx, QUIET_MS, 120_000);
 
     // Latency under Stripe's real limit: fewer changes, each costs a write and an echo (or a fetch).
     const size = poolSizeFor(latencyOptions(options.limitedRate));
@@ -488,6 +474,8 @@ const machine = describeMachine();
 const startedAt = new Date().toISOString();
 const command = `node_modules/.bin/node bench/sync.ts${process.argv.length > 2 ? ` ${process.argv.slice(2).join(' ')}` : ''}`;
 log(`${machine.cpu}, ${String(machine.cores)} cores, ${String(machine.memoryGiB)} GiB, Node ${machine.node}, ${machine.os}; load average ${loadAverage().join(' ')}`);
+
+if (options.tandemRoot !== undefined) log(`running the Tandem of ${options.tandemRoot}, not this work tree`);
 
 if (options.scenarios.includes('latency')) await latencyScenario();
 if (options.scenarios.includes('throughput')) await throughputScenario();
@@ -540,13 +528,13 @@ process.stdout.write(
 );
 for (const [name, f] of Object.entries(findings)) {
   const lines = Object.entries(f.logLines).map(([msg, n]) => `${String(n)} × ${msg}`);
-  process.stdout.write(`${name}: connection made with ${connectedVia[name] ?? '?'}; ${String(f.openSyncIssues)} open sync issues; Tandem log (warn and above): ${lines.length === 0 ? 'nothing' : lines.join('; ')}\n`);
+  process.stdout.write(`${name}: ${String(f.openSyncIssues)} open sync issues; Tandem log (warn and above): ${lines.length === 0 ? 'nothing' : lines.join('; ')}\n`);
 }
 
 mkdirSync(dirname(options.out), { recursive: true });
 writeFileSync(
   options.out,
-  `${JSON.stringify({ startedAt, finishedAt: new Date().toISOString(), command, machine, options, rows, findings, connectedVia, profiles }, null, 2)}\n`,
+  `${JSON.stringify({ startedAt, finishedAt: new Date().toISOString(), command, machine, options, rows, findings, profiles }, null, 2)}\n`,
 );
 writeFileSync(`${options.out.replace(/\.json$/, '')}.md`, `${markdownTable()}\n`);
 log(`results: ${relative(process.cwd(), options.out)}`);

@@ -17,6 +17,12 @@ export interface BenchData {
   dataDir: string;
   databaseUrl: string | undefined;
   adminKey: string;
+  /**
+   * PostgreSQL: ANALYZE the database, as autovacuum would on its own in time (the planner needs the
+   * statistics to use the right index; see docs/benchmarks.md). Answers whether autovacuum is on.
+   * SQLite: nothing to do (answers undefined).
+   */
+  analyze(): Promise<boolean | undefined>;
   /** Removes the data dir and drops the database. */
   cleanup(): Promise<void>;
 }
@@ -28,6 +34,7 @@ function withDatabase(url: string, database: string): string {
 }
 
 async function adminQuery(adminUrl: string, text: string): Promise<void> {
+  // Database names cannot be parameters: they are made here of digits and underscores only.
   const client = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 5000 });
   await client.connect();
   try {
@@ -47,6 +54,7 @@ export async function createBenchData(store: 'sqlite' | 'postgres', postgresAdmi
       dataDir,
       databaseUrl: undefined,
       adminKey,
+      analyze: () => Promise.resolve(undefined),
       cleanup: () => {
         rmSync(dataDir, { recursive: true, force: true });
         return Promise.resolve();
@@ -55,11 +63,23 @@ export async function createBenchData(store: 'sqlite' | 'postgres', postgresAdmi
   }
   const database = `tandem_bench_${process.pid}_${Date.now()}`;
   await adminQuery(postgresAdminUrl, `create database ${database}`);
+  const databaseUrl = withDatabase(postgresAdminUrl, database);
   return {
     store,
     dataDir,
-    databaseUrl: withDatabase(postgresAdminUrl, database),
+    databaseUrl,
     adminKey,
+    analyze: async () => {
+      const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 5000 });
+      await client.connect();
+      try {
+        await client.query('analyze');
+        const { rows } = await client.query<{ autovacuum: string }>('show autovacuum');
+        return rows[0]?.autovacuum === 'on';
+      } finally {
+        await client.end();
+      }
+    },
     cleanup: async () => {
       await adminQuery(postgresAdminUrl, `drop database if exists ${database} with (force)`);
       rmSync(dataDir, { recursive: true, force: true });

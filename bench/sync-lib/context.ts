@@ -66,7 +66,10 @@ export function stripeIdsByTandemId(ctx: SyncContext): Map<string, string> {
   return map;
 }
 
-/** Waits until the simulator's request count for the account stops moving for `quietMs`. */
+/**
+ * Waits until the simulator's request count for the account stops moving for `quietMs`. Keep it
+ * under the poll interval: the change feed is polled forever.
+ */
 export async function waitForSyncQuiet(ctx: SyncContext, quietMs: number, maxMs: number): Promise<boolean> {
   const deadline = performance.now() + maxMs;
   let last = -1;
@@ -104,6 +107,6 @@ export async function seedLinkedCustomers(ctx: SyncContext, count: number, tag: 
     100,
   );
   if (!done) throw new Error(`seeding: only ${String(ids.filter((id) => map.has(id)).length)} of ${String(count)} customers reached Stripe within ${String(timeoutMs)} ms`);
-  await waitForSyncQuiet(ctx, 1500, 60_000);
+  await waitForSyncQuiet(ctx, 600, 60_000);
   return ids.map((tandemId) => ({ tandemId, stripeId: map.get(tandemId) ?? '' }));
 }

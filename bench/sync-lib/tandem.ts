@@ -265,34 +265,3 @@ export function stripeConnectionInput(secretKey: string, apiBaseUrl: string, rat
     settings: { apiBaseUrl, pollIntervalMs, ...(rateLimitPerSecond === undefined ? {} : { rateLimitPerSecond }) },
   };
 }
-
-/**
- * The fallback when the API route cannot create the connection: Tandem's own Connections.create, run
- * in a child process on the (stopped) Tandem's data dir (bench/sync-lib/connect-child.ts). Async:
- * the simulator it talks to lives in this process and must keep answering.
- */
-export function createConnectionDirectly(setup: TandemSetup, input: ConnectionInput, pollMs: number): Promise<string> {
-  return new Promise((resolveId, reject) => {
-    const child = spawn(process.execPath, [join(repoRoot, 'bench', 'sync-lib', 'connect-child.ts'), setup.dataDir, setup.url, String(pollMs), JSON.stringify(input)], {
-      cwd: repoRoot,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { PATH: process.env.PATH, HOME: process.env.HOME },
-    });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      out += chunk;
-    });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      err += chunk;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      const id = /"id":"([^"]+)"/.exec(out)?.[1];
-      if (code === 0 && id !== undefined) resolveId(id);
-      else reject(new Error(`connect-child.ts exited with ${String(code)}: ${err.slice(-2000)}`));
-    });
-  });
-}
