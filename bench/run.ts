@@ -19,6 +19,11 @@ import { NO_STATS, sampleProcess, waitForQuiet, type ProcessStats, type Sampler 
 import { formatProfile, summariseProfile } from './lib/profile.ts';
 import { createBenchData, repoRoot, startTandem, type BenchData } from './lib/tandem.ts';
 import type { LogDeliveryResult, LogDeliverySpec } from './log-delivery.ts';
+import { chooseSuite, runSyncSuite, SUITE_USAGE } from './sync-lib/suite.ts';
+
+// --suite foundation|sync|all (default all): the sync suite is bench/sync.ts, run after these figures.
+const suite = chooseSuite(process.argv.slice(2));
+if (suite.suite === 'sync') process.exit(await runSyncSuite(suite.syncArgs));
 
 type Metric = 'creates' | 'reads' | 'log';
 type StoreKind = 'sqlite' | 'postgres';
@@ -70,6 +75,7 @@ function list<T extends string>(name: string, value: string, allowed: readonly T
 }
 
 const { values: args } = parseArgs({
+  args: suite.foundationArgs,
   options: {
     store: { type: 'string', default: 'sqlite' },
     only: { type: 'string', default: METRICS.join(',') },
@@ -91,7 +97,7 @@ const { values: args } = parseArgs({
   strict: true,
 });
 if (args.help) {
-  process.stdout.write(USAGE);
+  process.stdout.write(`${USAGE}${SUITE_USAGE}`);
   process.exit(0);
 }
 
@@ -532,4 +538,9 @@ if (missed.length === 0) {
   }
   if (options.noFail) process.stdout.write('(--no-fail: exiting 0)\n');
   else process.exitCode = 1;
+}
+
+if (suite.suite === 'all') {
+  const code = await runSyncSuite(suite.syncArgs);
+  if (code !== 0) process.exitCode = code;
 }

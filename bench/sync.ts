@@ -1,31 +1,27 @@
-// `node_modules/.bin/node bench/sync.ts [--quick] [options]`: the Stripe sync benchmarks, against
-// the targets of docs/benchmarks-sync.md.
+// `npm run bench -- --suite sync [--quick] [options]` (or `node_modules/.bin/node bench/sync.ts …`):
+// the Stripe sync benchmarks, against the targets of docs/benchmarks.md ("Stripe sync").
 //
 //   latency at 50 changes/s, both directions (simulator limit off)        p99 < 500 ms each way
 //   outbound throughput, simulator limit off, connection budget 5,000/s   ≥ 1,000 changes/s
 //   a backlog of 750 changes at Stripe's 25/s (simulator and connection)  ≥ 23.75/s, < 1% 429s
 //
-// Tandem runs as `node src/main.ts` in a child process (temp DATA_DIR, free loopback port, demo
-// off, LOG_LEVEL=warn, TANDEM_SYNC_POLL_MS=1000), connected through its API to an account of a
-// Stripe simulator that runs in this process. Each scenario gets a fresh Tandem and simulator.
-// Exits 1 when a judged target is missed, unless --no-fail.
+// Tandem runs as `node src/main.ts` in a child process (bench/lib/tandem.ts: temp DATA_DIR, free
+// loopback port, demo off, LOG_LEVEL=warn), connected through its API to an account of a Stripe
+// simulator that runs in this process (the connection polls the events feed every second). Each
+// scenario gets a fresh Tandem and simulator. Exits 1 when a judged target is missed, unless --no-fail.
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startStripeSimulator, type StripeSimulator } from '../src/connectors/stripe/simulator/index.ts';
+import { describeMachine } from './lib/machine.ts';
+import { waitForQuiet } from './lib/process-stats.ts';
+import { formatProfile, summariseProfile } from './lib/profile.ts';
+import { createBenchData, repoRoot, startTandem, type RunningTandem } from './lib/tandem.ts';
 import { seedLinkedCustomers, stripeClient, waitForSyncQuiet, type LinkedCustomer, type SyncContext } from './sync-lib/context.ts';
 import { measureLatency, poolSizeFor, type LatencyOptions, type LatencyResult } from './sync-lib/latency.ts';
-import { describeMachine, loadAverage, sampleCpu, waitForQuiet, type CpuUse } from './sync-lib/machine.ts';
-import { formatProfile, summariseProfile } from './sync-lib/profile.ts';
+import { loadAverage, sampleCpu, type CpuUse } from './sync-lib/machine.ts';
 import { fmt } from './sync-lib/stats.ts';
-import {
-  prepareTandem,
-  repoRoot,
-  startTandem,
-  stripeConnectionInput,
-  TandemApi,
-  type RunningTandem,
-} from './sync-lib/tandem.ts';
+import { stripeConnectionInput, tailOf, TandemApi } from './sync-lib/tandem.ts';
 import { bulkCreates, bulkUpdates, type ThroughputResult } from './sync-lib/throughput.ts';
 
 const SCENARIOS = ['latency', 'throughput', 'limited'] as const;
@@ -250,7 +246,7 @@ function reportProfile(name: string): void {
     log(`no profile written for ${name}`);
     return;
   }
-  const text = formatProfile(summariseProfile(join(profileDir, `${name}.cpuprofile`), repoRoot));
+  const text = formatProfile(summariseProfile(join(profileDir, `${name}.cpuprofile`), options.tandemRoot ?? repoRoot));
   writeFileSync(join(profileDir, `${name}.txt`), `${text}\n`);
   profiles[name] = relative(repoRoot, join(profileDir, `${name}.txt`));
   log(`profile of Tandem (${name}):\n${text}`);
@@ -288,25 +284,24 @@ async function withScenario(
 ): Promise<void> {
   log(`${name}: simulator limit ${simLimit === 0 ? 'off' : `${String(simLimit)}/s`}, connection budget ${connectionBudget === undefined ? `default (${String(options.stripeLimit)}/s)` : `${String(connectionBudget)}/s`}`);
   const sim: StripeSimulator = await startStripeSimulator({ rateLimitPerSecond: simLimit });
-  const setup = await prepareTandem();
-  const tandemOptions = {
-    name,
-    logLevel: 'warn',
-    pollMs: options.pollMs,
-    execArgv: profileArgs(name),
-    ...(options.tandemRoot === undefined ? {} : { root: options.tandemRoot }),
-  };
+  const data = await createBenchData('sqlite', '');
   let tandem: RunningTandem | undefined;
   try {
-    tandem = await startTandem(setup, tandemOptions);
-    const api = new TandemApi(tandem.url, tandem.adminKey);
+    tandem = await startTandem(data, {
+      name,
+      logLevel: 'warn',
+      execArgv: profileArgs(name),
+      ...(options.tandemRoot === undefined ? {} : { root: options.tandemRoot }),
+    });
+    const api = new TandemApi(tandem.url, data.adminKey);
     const key = `sk_test_bench_${name.replaceAll('-', '_')}_${Date.now().toString(36)}`;
+    // The connection polls the change feed every pollMs (TANDEM_SYNC_POLL_MS is only its default).
     const input = stripeConnectionInput(key, sim.url, connectionBudget, options.pollMs);
     const connectionId = await api.createConnection(input);
     const ctx: SyncContext = { sim, key, tandem, api, connectionId, stripe: stripeClient(sim, key), log };
     await body(ctx);
     findings[name] = { logLines: logFindings(tandem), openSyncIssues: await api.openIssues() };
-    if (!tandem.running()) throw new Error(`Tandem (${name}) exited during the run:\n${tandem.tail()}`);
+    if (!tandem.running()) throw new Error(`Tandem (${name}) exited during the run (code null: killed by a signal):\n${tailOf(tandem.logFile)}`);
   } finally {
     if (tandem !== undefined) {
       const running = tandem;
@@ -314,10 +309,10 @@ async function withScenario(
         log(String(error));
         return null;
       });
-      if (code !== 0) log(`Tandem (${name}) exited with code ${String(code)}; the last lines of its log:\n${running.tail()}`);
+      if (code !== 0) log(`Tandem (${name}) exited with code ${String(code)}; the last lines of its log:\n${tailOf(running.logFile)}`);
       reportProfile(name);
     }
-    rmSync(setup.dataDir, { recursive: true, force: true });
+    await data.cleanup();
     await sim.stop();
   }
 }

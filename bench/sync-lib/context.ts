@@ -5,7 +5,8 @@ import { setTimeout as delay } from 'node:timers/promises';
 import Stripe from 'stripe';
 import type { StripeSimulator } from '../../src/connectors/stripe/simulator/index.ts';
 import { pool, pollUntil } from './stats.ts';
-import type { RunningTandem, TandemApi } from './tandem.ts';
+import type { RunningTandem } from '../lib/tandem.ts';
+import type { TandemApi } from './tandem.ts';
 
 export interface SyncContext {
   sim: StripeSimulator;

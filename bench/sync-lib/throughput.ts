@@ -108,18 +108,15 @@ async function writeAll(ctx: SyncContext, count: number, concurrency: number, wr
   return first === undefined ? { errors } : { errors, first };
 }
 
-/** Creates `changes` customers in Tandem; answers when all are in Stripe (or the deadline passed). */
-export async function bulkCreates(ctx: SyncContext, options: BulkOptions): Promise<ThroughputResult & { created: LinkedCustomer[] }> {
-  const baseline = liveCustomerCount(ctx);
-  const stats0 = ctx.sim.admin.requests(ctx.key);
-  const ids: string[] = [];
-  const create = async (i: number) => {
-    ids.push((await ctx.api.createCustomer(customerBody(`${options.tag}-${String(i)}`))).id);
-  };
+/**
+ * Writes the changes to Tandem and answers when the clock starts: live, at the first write; drain,
+ * the connection paused for the writes, at its resume (after the dispatcher marked them).
+ */
+async function writeAndStart(ctx: SyncContext, options: BulkOptions, count: number, write: (i: number) => Promise<void>) {
   if (options.mode === 'drain') await ctx.api.pause(ctx.connectionId);
   const since = new Date().toISOString();
   const writesStarted = performance.now();
-  const written = await writeAll(ctx, options.changes, options.concurrency, create);
+  const written = await writeAll(ctx, count, options.concurrency, write);
   const writesSeconds = (performance.now() - writesStarted) / 1000;
   let start = writesStarted;
   if (options.mode === 'drain') {
@@ -128,6 +125,18 @@ export async function bulkCreates(ctx: SyncContext, options: BulkOptions): Promi
     start = performance.now();
     await ctx.api.resume(ctx.connectionId);
   }
+  return { since, written, writesSeconds, start };
+}
+
+/** Creates `changes` customers in Tandem; answers when all are in Stripe (or the deadline passed). */
+export async function bulkCreates(ctx: SyncContext, options: BulkOptions): Promise<ThroughputResult & { created: LinkedCustomer[] }> {
+  const baseline = liveCustomerCount(ctx);
+  const stats0 = ctx.sim.admin.requests(ctx.key);
+  const ids: string[] = [];
+  const create = async (i: number) => {
+    ids.push((await ctx.api.createCustomer(customerBody(`${options.tag}-${String(i)}`))).id);
+  };
+  const { since, written, writesSeconds, start } = await writeAndStart(ctx, options, options.changes, create);
   const target = baseline + ids.length;
   const deadline = start + options.timeoutMs;
   let arrivedAt = Number.NaN;
@@ -177,17 +186,7 @@ export async function bulkUpdates(ctx: SyncContext, customers: readonly LinkedCu
     wanted.set(customer.stripeId, name);
     await ctx.api.updateCustomer(customer.tandemId, { name });
   };
-  if (options.mode === 'drain') await ctx.api.pause(ctx.connectionId);
-  const since = new Date().toISOString();
-  const writesStarted = performance.now();
-  const written = await writeAll(ctx, customers.length, options.concurrency, update);
-  const writesSeconds = (performance.now() - writesStarted) / 1000;
-  let start = writesStarted;
-  if (options.mode === 'drain') {
-    await delay(1000);
-    start = performance.now();
-    await ctx.api.resume(ctx.connectionId);
-  }
+  const { since, written, writesSeconds, start } = await writeAndStart(ctx, options, customers.length, update);
   const deadline = start + options.timeoutMs;
   let arrivedAt = Number.NaN;
   let arrived = 0;
