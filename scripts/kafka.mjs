@@ -9,6 +9,8 @@
 //   Metadata request with itself as a live broker. Starting a running broker changes nothing.
 //   Prints `KAFKA_BROKERS=127.0.0.1:19092` (the last line of stdout) for `export "$(…)"`-style use.
 // - stop: SIGTERM, then SIGKILL after 30 s. Stopping a stopped broker changes nothing.
+// - restart: stop, then start on the same data (topics and offsets survive): for tests of a broker
+//   that goes away in the middle of a run. `start --keep-data` does the same without the stop.
 // - status: prints whether it runs and answers; exits 1 when it does not answer.
 //
 // Plain JavaScript with no dependencies, so it runs before `npm ci` and under any Node ≥ 18.
@@ -234,7 +236,7 @@ function logTail(lines = 40) {
 
 // --- Commands -----------------------------------------------------------------------------------------
 
-async function start() {
+async function start(keepData = process.argv.includes('--keep-data')) {
   const running = readPid();
   if (running !== undefined && alive(running)) {
     if (await waitReady(running)) {
@@ -253,13 +255,15 @@ async function start() {
   mkdirSync(dir, { recursive: true });
   fetchLibs();
 
-  // A fresh data directory on every start: tests expect an empty cluster, and no stale metadata.
-  rmSync(dataDir, { recursive: true, force: true });
+  // A fresh data directory on every start (tests expect an empty cluster), unless asked to keep it.
   writeFileSync(propertiesFile, serverProperties());
-  const clusterId = randomBytes(16).toString('base64url');
-  // controller.quorum.voters names the (static) quorum, so the format needs no --standalone.
-  const format = java(['kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', propertiesFile], {});
-  if (format.status !== 0) fail(`formatting ${dataDir} failed:\n${format.stdout}${format.stderr}`);
+  if (!keepData || !existsSync(join(dataDir, 'meta.properties'))) {
+    rmSync(dataDir, { recursive: true, force: true });
+    const clusterId = randomBytes(16).toString('base64url');
+    // controller.quorum.voters names the (static) quorum, so the format needs no --standalone.
+    const format = java(['kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', propertiesFile], {});
+    if (format.status !== 0) fail(`formatting ${dataDir} failed:\n${format.stdout}${format.stderr}`);
+  }
 
   const out = openSync(logFile, 'w');
   const child = spawn(
@@ -342,7 +346,12 @@ function printBrokers() {
   process.stdout.write(`KAFKA_BROKERS=${brokers}\n`);
 }
 
-const commands = { start, stop, status };
+async function restart() {
+  await stop();
+  await start(true);
+}
+
+const commands = { start: () => start(), stop, restart, status };
 const command = commands[process.argv[2] ?? ''];
 if (command === undefined) fail(`usage: node scripts/kafka.mjs ${Object.keys(commands).join('|')}`);
 await command();
