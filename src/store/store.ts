@@ -26,12 +26,17 @@ export interface Store {
 }
 
 /** A store over a Kysely instance; the dialects differ only in how they make it and their capabilities. */
-export function storeOver(kind: Store['kind'], db: Db, capabilities: StoreCapabilities): Store {
+export function storeOver(
+  kind: Store['kind'],
+  db: Db,
+  capabilities: StoreCapabilities,
+  transaction: Store['transaction'] = (fn) => db.transaction().execute(fn),
+): Store {
   return {
     kind,
     db,
     capabilities,
-    transaction: (fn) => db.transaction().execute(fn),
+    transaction,
     ping: async () => {
       await sql`select 1`.execute(db);
     },

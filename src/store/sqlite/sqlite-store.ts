@@ -3,6 +3,7 @@ import { Kysely, SqliteDialect, sql } from 'kysely';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Database as Schema } from '../schema.ts';
+import { GroupCommit } from './group-commit.ts';
 import { storeOver, type Store, type StoreCapabilities } from '../store.ts';
 
 const capabilities: StoreCapabilities = {
@@ -39,5 +40,7 @@ export function createSqliteStore(file: string): Store {
   database.pragma('foreign_keys = ON');
   database.pragma('busy_timeout = 5000');
   const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
-  return storeOver('sqlite', db, capabilities);
+  // Concurrent transactions share one commit (see group-commit.ts): the commit is most of a small write's cost.
+  const group = new GroupCommit(db);
+  return storeOver('sqlite', db, capabilities, (fn) => group.transaction(fn));
 }
