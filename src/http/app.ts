@@ -12,6 +12,7 @@ import type { SyncIssues } from '../sync/issues.ts';
 import { registerAuth } from './auth.ts';
 import { registerErrorHandling } from './errors.ts';
 import { correlationIdFrom } from './headers.ts';
+import { RequestLogger, type ParentLogger } from './request-logger.ts';
 import { registerHealthRoutes, type Readiness } from './routes/health.ts';
 import { registerConnectionRoutes } from './routes/connections.ts';
 import { registerRecordRoutes } from './routes/records.ts';
@@ -38,6 +39,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     genReqId: () => `req_${crypto.randomUUID().replaceAll('-', '')}`,
     return503OnClosing: true,
     routerOptions: { maxParamLength: 200 },
+    // Request loggers make their pino child only when they write a line (see request-logger.ts).
+    childLoggerFactory: (logger, bindings, options) => new RequestLogger(logger as ParentLogger, bindings, options),
   });
   app.setValidatorCompiler(validatorCompiler);
   // Responses are built by Tandem itself; their schemas document them (OpenAPI) without costing a
