@@ -8,6 +8,7 @@ import { createIdFactory, type IdFactory } from '../catalog/ids.ts';
 import { EntityRegistry } from '../catalog/registry.ts';
 import { ConnectorRegistry, builtInConnectors } from '../connectors/index.ts';
 import { createEmbeddedLog } from '../log/embedded/embedded-log.ts';
+import { createKafkaLog } from '../log/kafka/kafka-log.ts';
 import type { EventLog } from '../log/log.ts';
 import { createOutbox } from '../log/outbox.ts';
 import { createSecretBox } from '../security/secrets.ts';
@@ -21,6 +22,8 @@ export interface PartsOptions {
   logger: Logger;
   partitions: number;
   logMaxAttempts: number;
+  /** Set: the Kafka log on these brokers (it runs the outbox relay too). Unset: the embedded log. */
+  kafka?: { brokers: string[]; topicPrefix: string } | undefined;
   /** The key credentials are sealed with. */
   secret: string;
   /** Where external systems reach this Tandem (webhook URLs). */
@@ -44,12 +47,17 @@ export interface Parts {
 export function assembleParts(options: PartsOptions): Parts {
   const { store, logger } = options;
   const ids = createIdFactory();
-  const log = createEmbeddedLog({
+  const logOptions = {
     store,
     partitions: options.partitions,
     maxAttempts: options.logMaxAttempts,
     logger: logger.child({ component: 'log' }),
-  });
+  };
+  // The Kafka log starts its relay now and stops it in close(), with the rest of the log.
+  const log =
+    options.kafka === undefined
+      ? createEmbeddedLog(logOptions)
+      : createKafkaLog({ ...logOptions, brokers: options.kafka.brokers, topicPrefix: options.kafka.topicPrefix });
   const registry = new EntityRegistry(builtInEntities);
   const catalog = new Catalog({
     store,

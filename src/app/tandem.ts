@@ -70,6 +70,7 @@ export interface StartOptions {
 export async function startTandem(config: Config, logger: Logger, options: StartOptions = {}): Promise<Tandem> {
   const store = await openStore({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
   let ready = false;
+  let started: EventLog | undefined;
   try {
     const partitions = await logPartitions(store, config.log.partitions, logger);
     const { log, catalog, workspaces, connections, issues, engine } = assembleParts({
@@ -77,10 +78,12 @@ export async function startTandem(config: Config, logger: Logger, options: Start
       logger,
       partitions,
       logMaxAttempts: config.log.maxAttempts,
+      kafka: config.kafka,
       secret: loadSecretKey(config.secretKey, config.dataDir),
       publicUrl: config.publicUrl,
       pollIntervalMs: config.sync.pollMs,
     });
+    started = log;
 
     const announce = options.announce ?? ((text: string) => process.stdout.write(text));
     const boot = await workspaces.bootstrap(config.adminApiKey);
@@ -127,7 +130,7 @@ export async function startTandem(config: Config, logger: Logger, options: Start
       );
     }
     ready = true;
-    logger.info({ url: address, store: store.kind, partitions }, 'Tandem is listening');
+    logger.info({ url: address, store: store.kind, log: config.kafka === undefined ? 'embedded' : 'kafka', partitions }, 'Tandem is listening');
 
     let stopping: Promise<void> | undefined;
     return {
@@ -155,6 +158,8 @@ export async function startTandem(config: Config, logger: Logger, options: Start
       },
     };
   } catch (error) {
+    // The Kafka log's relay runs from the start: stop it before the store goes.
+    await started?.close();
     await store.close();
     throw error;
   }

@@ -40,6 +40,15 @@ export const configSchema = z
       .optional(),
     TANDEM_SYNC_POLL_MS: integer(100, 24 * 3600_000).default(5_000),
     TANDEM_DEMO_STRIPE_PORT: integer(0, 65535).default(12111),
+    KAFKA_BROKERS: z
+      .string()
+      .regex(/^\s*[^\s:/,]+:[0-9]{1,5}\s*(,\s*[^\s:/,]+:[0-9]{1,5}\s*)*$/, 'must be a comma-separated list of host:port')
+      .transform((v) => v.split(',').map((b) => b.trim()))
+      .optional(),
+    TANDEM_KAFKA_TOPIC_PREFIX: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,100}$/, 'must be 1-100 letters, digits, dots, underscores or hyphens')
+      .default('tandem.'),
   })
   .transform((env) => ({
     port: env.PORT,
@@ -49,6 +58,8 @@ export const configSchema = z
     logLevel: env.LOG_LEVEL,
     adminApiKey: env.TANDEM_ADMIN_API_KEY,
     log: { partitions: env.TANDEM_LOG_PARTITIONS, maxAttempts: env.TANDEM_LOG_MAX_ATTEMPTS },
+    /** Set: the event log is the Kafka log on these brokers. Unset: the embedded log. */
+    kafka: env.KAFKA_BROKERS === undefined ? undefined : { brokers: env.KAFKA_BROKERS, topicPrefix: env.TANDEM_KAFKA_TOPIC_PREFIX },
     bodyLimit: env.TANDEM_BODY_LIMIT,
     shutdownTimeoutMs: env.TANDEM_SHUTDOWN_TIMEOUT_MS,
     demo: env.TANDEM_DEMO,

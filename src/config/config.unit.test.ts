@@ -26,6 +26,7 @@ describe('loadConfig', () => {
       logLevel: 'info',
       adminApiKey: undefined,
       log: { partitions: 16, maxAttempts: 8 },
+      kafka: undefined,
       bodyLimit: 1024 * 1024,
       shutdownTimeoutMs: 10_000,
       demo: true,
@@ -53,6 +54,8 @@ describe('loadConfig', () => {
       PUBLIC_URL: 'https://tandem.example.com/',
       TANDEM_SYNC_POLL_MS: '1000',
       TANDEM_DEMO_STRIPE_PORT: '0',
+      KAFKA_BROKERS: 'kafka-1.internal:9092, 10.0.0.7:9093',
+      TANDEM_KAFKA_TOPIC_PREFIX: 'acme.tandem.',
     });
     assert.deepEqual(config, {
       port: 8080,
@@ -62,6 +65,7 @@ describe('loadConfig', () => {
       logLevel: 'debug',
       adminApiKey: adminKey,
       log: { partitions: 32, maxAttempts: 3 },
+      kafka: { brokers: ['kafka-1.internal:9092', '10.0.0.7:9093'], topicPrefix: 'acme.tandem.' },
       bodyLimit: 2048,
       shutdownTimeoutMs: 500,
       demo: false,
@@ -131,6 +135,10 @@ describe('loadConfig', () => {
     ['TANDEM_SHUTDOWN_TIMEOUT_MS', '99'],
     ['TANDEM_SHUTDOWN_TIMEOUT_MS', '600001'],
     ['TANDEM_DEMO', 'maybe'],
+    ['KAFKA_BROKERS', 'localhost'],
+    ['KAFKA_BROKERS', 'kafka://broker:9092'],
+    ['KAFKA_BROKERS', ' , '],
+    ['TANDEM_KAFKA_TOPIC_PREFIX', 'has space'],
   ];
   for (const [name, value] of badValues) {
     const shown = value.length > 40 ? `${value.slice(0, 10)}… (${value.length} chars)` : value;
