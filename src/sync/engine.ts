@@ -35,6 +35,11 @@ export class SyncEngine {
   readonly #budgets = new Map<string, RateBudget>();
   /** Every connection by workspace: the dispatcher's routing table. */
   #byWorkspace = new Map<string, Connection[]>();
+  /**
+   * Every loaded connection by id: webhooks are verified with it, rather than loading (decrypting,
+   * making a new client) once per delivery, which cost more than storing the delivery.
+   */
+  readonly #byId = new Map<string, Connection>();
   #subscription: Subscription | undefined;
   #reloads: Promise<void> = Promise.resolve();
   #stopped = false;
@@ -58,6 +63,8 @@ export class SyncEngine {
 
   /** A connection was created, changed or deleted: reload it and restart its worker. */
   connectionChanged(id: string): Promise<void> {
+    // At once, not when the reload runs: a webhook meanwhile is checked against the store.
+    this.#byId.delete(id);
     this.#reloads = this.#reloads.then(() => this.#reload(id)).catch((error: unknown) => {
       this.#deps.logger.error({ err: error, connectionId: id }, 'reloading a connection failed');
     });
@@ -76,6 +83,7 @@ export class SyncEngine {
   async #reload(id: string): Promise<void> {
     const old = this.#workers.get(id);
     this.#workers.delete(id);
+    this.#byId.delete(id);
     await old?.stop();
     for (const [workspace, list] of this.#byWorkspace) {
       this.#byWorkspace.set(workspace, list.filter((c) => c.id !== id));
@@ -90,6 +98,7 @@ export class SyncEngine {
   }
 
   #install(connection: Connection): void {
+    this.#byId.set(connection.id, connection);
     this.#byWorkspace.set(connection.workspaceId, [...(this.#byWorkspace.get(connection.workspaceId) ?? []), connection]);
     let budget = this.#budgets.get(connection.id);
     if (budget === undefined) {
@@ -135,7 +144,8 @@ export class SyncEngine {
    * changes, stored (duplicates dropped by event id). Throws TandemError for anything not authentic.
    */
   async acceptWebhook(connectionId: string, request: WebhookRequest): Promise<{ received: number; new: number }> {
-    const connection = await this.#deps.connections.load(connectionId);
+    // Not loaded yet (just created, its reload still queued): from the store.
+    const connection = this.#byId.get(connectionId) ?? (await this.#deps.connections.load(connectionId));
     if (connection === undefined || connection.webhook === undefined || connection.client.parseWebhook === undefined) {
       throw new TandemError('NOT_FOUND', 'No connection takes webhooks here.');
     }
