@@ -379,6 +379,10 @@ export class ConnectionWorker {
       return;
     }
     try {
+      if (await this.#isEcho(type, binding, externalId, changes)) {
+        await finish();
+        return;
+      }
       await this.#deps.budget.take(this.#signal);
       let object = await binding.get(externalId, this.#signal);
       const carried = changes.flatMap((c) => (c.object === null ? [] : [JSON.parse(c.object) as ExternalObject]));
@@ -408,6 +412,22 @@ export class ConnectionWorker {
         drop: finish,
       });
     }
+  }
+
+  /**
+   * Whether the notifications are only Tandem's own writes coming back: each carries the object, as
+   * the link's base holds it. Then there is nothing to fetch or merge — no request spent on it. (A
+   * change made after it has a notification of its own, which is fetched when its turn comes; one
+   * applied before it moved the base on, so this one no longer matches and is fetched.)
+   */
+  async #isEcho(type: string, binding: EntityBinding, externalId: string, changes: readonly ExternalChangesTable[]): Promise<boolean> {
+    if (changes.some((c) => c.object === null || c.op === 'delete')) return false;
+    const link = await this.#sync.linkByExternal(type, externalId);
+    if (link === undefined || link.deleted) return false;
+    return changes.every((c) => {
+      const object = JSON.parse(c.object ?? '{}') as ExternalObject;
+      return !object.deleted && object.id === externalId && differing(canonical(binding, object.fields), link.base, binding.fields).length === 0;
+    });
   }
 
   /** `createdAs`: the object as its create event carried it (its first state), when at hand. */
