@@ -5,7 +5,7 @@
 //   log      embedded log delivery to a no-op consumer, until the group's lag is 0 ≥ 20,000/s
 //
 // Tandem runs as `node src/main.ts` in a child process (temp DATA_DIR, free loopback port, known
-// admin key); autocannon runs in another (bench/load-worker.ts). Each HTTP figure gets a fresh
+// admin key); wrk (bench/lib/wrk.ts) or autocannon (bench/load-worker.ts) runs in another. Each HTTP figure gets a fresh
 // Tandem process: creates on an empty store, reads after a restart on the data the creates left.
 // Targets are judged on SQLite at LOG_LEVEL=warn; the other rows (info, PostgreSQL) are reported.
 // Exits 1 when a judged target is missed or a run saw errors, unless --no-fail.
@@ -14,6 +14,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runChild } from './lib/child.ts';
 import { runLoad, type LoadResult, type LoadSpec } from './lib/load.ts';
+import { runWrk, wrkAvailable } from './lib/wrk.ts';
 import { describeMachine } from './lib/machine.ts';
 import { NO_STATS, sampleProcess, waitForQuiet, type ProcessStats, type Sampler } from './lib/process-stats.ts';
 import { formatProfile, summariseProfile } from './lib/profile.ts';
@@ -41,6 +42,8 @@ const USAGE = `usage: npm run bench -- [options]
   --duration <s>         measured seconds per HTTP figure (default 10)
   --warmup <s>           warm-up seconds before each (default 3)
   --connections <n>      concurrent connections, pipelining 1 (default 50)
+  --load <tool>          wrk or autocannon (default wrk when it is on the PATH: it needs a tenth
+                         of autocannon's CPU, which Tandem shares on a small machine)
   --repeat <n>           measure each figure n times and report the run of median throughput
                          (default 1; the machine is shared, so 3 gives steadier figures)
   --read-ids <n>         how many existing ids the reads rotate over (default 10000)
@@ -89,6 +92,7 @@ const { values: args } = parseArgs({
     'postgres-url': { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/postgres' },
     settle: { type: 'string', default: '60' },
     'no-analyze': { type: 'boolean', default: false },
+    load: { type: 'string' },
     profile: { type: 'boolean', default: false },
     out: { type: 'string', default: join(repoRoot, 'bench', 'results', 'latest.json') },
     'no-fail': { type: 'boolean', default: false },
@@ -99,6 +103,15 @@ const { values: args } = parseArgs({
 if (args.help) {
   process.stdout.write(`${USAGE}${SUITE_USAGE}`);
   process.exit(0);
+}
+
+function loadTool(value: string | undefined): 'wrk' | 'autocannon' {
+  if (value === 'wrk' || value === 'autocannon') {
+    if (value === 'wrk' && !wrkAvailable()) fail('--load wrk: wrk is not on the PATH (Debian: apt-get install wrk)');
+    return value;
+  }
+  if (value !== undefined) fail(`--load must be wrk or autocannon (got ${value})`);
+  return wrkAvailable() ? 'wrk' : 'autocannon';
 }
 
 const options = {
@@ -113,6 +126,7 @@ const options = {
   logChanges: Math.round(positive('log-changes', args['log-changes'])),
   postgresUrl: args['postgres-url'],
   analyze: !args['no-analyze'],
+  load: loadTool(args.load),
   settleSeconds: Number(args.settle) >= 0 ? Number(args.settle) : fail('--settle must be 0 or more'),
   profile: args.profile,
   out: resolve(args.out),
@@ -365,7 +379,8 @@ async function measureHttp(data: BenchData, metric: 'creates' | 'reads', logLeve
       let stats = NO_STATS;
       let result: LoadResult;
       try {
-        result = await runLoad({ ...spec, warmupSeconds: i === 0 ? spec.warmupSeconds : 0 }, () => {
+        const generate = options.load === 'wrk' ? runWrk : runLoad;
+        result = await generate({ ...spec, warmupSeconds: i === 0 ? spec.warmupSeconds : 0 }, () => {
           sampler = sampleProcess(tandem.pid, serverComm(data.store));
         });
       } finally {
@@ -481,6 +496,7 @@ const machine = describeMachine();
 const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
 const startedAt = new Date().toISOString();
 log(`${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}, ${machine.os}; load average ${machine.loadAverage.join(' ')}`);
+log(`load generator: ${options.load}${options.load === 'autocannon' ? ' (wrk is not on the PATH; Debian: apt-get install wrk)' : ''}`);
 
 const rows: Row[] = [];
 for (const store of options.stores) {
@@ -507,7 +523,7 @@ process.stdout.write(
     'RSS, CPU: of Tandem for the HTTP rows, of the process embedding the log for the log row, while measuring.',
     `CPU % is of one core (the machine has ${machine.cores}); CPU µs/op is that CPU time per operation, which other`,
     'load on the machine hardly moves; PG CPU %: the PostgreSQL server; others CPU %: every other process',
-    'meanwhile (not Tandem, autocannon or PostgreSQL). Targets are judged on SQLite at LOG_LEVEL=warn only.',
+    'meanwhile (not Tandem, the load generator or PostgreSQL). Targets are judged on SQLite at LOG_LEVEL=warn only.',
   ].join('\n') + '\n\n',
 );
 
