@@ -13,6 +13,20 @@ const integer = (min: number, max: number) =>
     .transform(Number)
     .pipe(z.number().int().min(min).max(max));
 
+export const ROLES = ['api', 'worker', 'relay'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** `api,worker,relay` (any non-empty subset, in any order) or `all`. */
+const roles = z
+  .string()
+  .trim()
+  .transform((v) => (v === 'all' ? [...ROLES] : v.split(',').map((r) => r.trim())))
+  .refine(
+    (list) => list.length > 0 && list.every((r) => (ROLES as readonly string[]).includes(r)) && new Set(list).size === list.length,
+    'must be a comma-separated list of api, worker, relay, each at most once (or all)',
+  )
+  .transform((list) => list as Role[]);
+
 const boolish = z
   .enum(['1', '0', 'true', 'false', 'on', 'off', 'yes', 'no'])
   .transform((v) => ['1', 'true', 'on', 'yes'].includes(v));
@@ -49,6 +63,8 @@ export const configSchema = z
       .string()
       .regex(/^[A-Za-z0-9._-]{1,100}$/, 'must be 1-100 letters, digits, dots, underscores or hyphens')
       .default('tandem.'),
+    TANDEM_ROLES: roles.default([...ROLES]),
+    TANDEM_LEASE_MS: integer(1_000, 600_000).default(10_000),
   })
   .transform((env) => ({
     port: env.PORT,
@@ -68,6 +84,10 @@ export const configSchema = z
     /** Where external systems reach this Tandem (webhooks); defaults to the local address. */
     publicUrl: env.PUBLIC_URL ?? `http://${env.HOST === '0.0.0.0' ? '127.0.0.1' : env.HOST}:${String(env.PORT)}`,
     sync: { pollMs: env.TANDEM_SYNC_POLL_MS },
+    /** What this process does: serve the API, run the sync workers (log consumers), run the outbox relay. */
+    roles: { api: env.TANDEM_ROLES.includes('api'), worker: env.TANDEM_ROLES.includes('worker'), relay: env.TANDEM_ROLES.includes('relay') },
+    /** How long a lease (a connection's worker, the embedded log's consumers) lasts without renewal. */
+    leaseMs: env.TANDEM_LEASE_MS,
   }));
 
 export type Config = z.output<typeof configSchema>;

@@ -34,6 +34,8 @@ describe('loadConfig', () => {
       publicUrl: 'http://127.0.0.1:3000',
       sync: { pollMs: 5_000 },
       demoStripePort: 12111,
+      roles: { api: true, worker: true, relay: true },
+      leaseMs: 10_000,
     });
   });
 
@@ -56,6 +58,8 @@ describe('loadConfig', () => {
       TANDEM_DEMO_STRIPE_PORT: '0',
       KAFKA_BROKERS: 'kafka-1.internal:9092, 10.0.0.7:9093',
       TANDEM_KAFKA_TOPIC_PREFIX: 'acme.tandem.',
+      TANDEM_ROLES: 'worker, relay',
+      TANDEM_LEASE_MS: '3000',
     });
     assert.deepEqual(config, {
       port: 8080,
@@ -73,7 +77,15 @@ describe('loadConfig', () => {
       publicUrl: 'https://tandem.example.com',
       sync: { pollMs: 1000 },
       demoStripePort: 0,
+      roles: { api: false, worker: true, relay: true },
+      leaseMs: 3000,
     });
+  });
+
+  test('TANDEM_ROLES takes any set of api, worker, relay, or all', () => {
+    assert.deepEqual(loadConfig({ TANDEM_ROLES: 'api' }).roles, { api: true, worker: false, relay: false });
+    assert.deepEqual(loadConfig({ TANDEM_ROLES: 'relay,worker' }).roles, { api: false, worker: true, relay: true });
+    assert.deepEqual(loadConfig({ TANDEM_ROLES: 'all' }).roles, { api: true, worker: true, relay: true });
   });
 
   test('accepts postgres:// as well as postgresql:// URLs', () => {
@@ -139,6 +151,10 @@ describe('loadConfig', () => {
     ['KAFKA_BROKERS', 'kafka://broker:9092'],
     ['KAFKA_BROKERS', ' , '],
     ['TANDEM_KAFKA_TOPIC_PREFIX', 'has space'],
+    ['TANDEM_ROLES', 'api,web'],
+    ['TANDEM_ROLES', 'api,api'],
+    ['TANDEM_ROLES', ','],
+    ['TANDEM_LEASE_MS', '999'],
   ];
   for (const [name, value] of badValues) {
     const shown = value.length > 40 ? `${value.slice(0, 10)}… (${value.length} chars)` : value;

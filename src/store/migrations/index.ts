@@ -4,12 +4,14 @@ import type { Store } from '../store.ts';
 import * as initial from './0001-initial.ts';
 import * as sync from './0002-sync.ts';
 import * as logRelay from './0003-log-relay.ts';
+import * as scaleOut from './0004-scale-out.ts';
 
 export async function migrate(store: Store): Promise<void> {
   const migrations: Record<string, Migration> = {
     '0001-initial': { up: initial.up(store.capabilities) },
     '0002-sync': { up: sync.up() },
     '0003-log-relay': { up: logRelay.up() },
+    '0004-scale-out': { up: scaleOut.up() },
   };
   const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };
   const migrator = new Migrator({ db: store.db, provider });
