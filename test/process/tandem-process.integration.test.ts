@@ -1,6 +1,7 @@
 // Tandem as a real process (`node src/main.ts`), the way it is deployed: kill -9 in the middle of a
 // burst of writes, restarts, graceful shutdown on SIGTERM/SIGINT, bad configuration, and what the
-// logs carry (and never carry: the admin key). Every store-backed test runs on SQLite and PostgreSQL.
+// logs carry (and never carry: the admin key). Every store-backed test runs on both stacks: SQLite with
+// the embedded log, and PostgreSQL with the Kafka log (test/support/stacks.ts).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -21,7 +22,7 @@ import {
   waitUntil,
   type TandemProcess,
 } from '../support/process.ts';
-import { createTestStore, skipUnless, STORE_KINDS } from '../support/stores.ts';
+import { createTestStack, skipUnlessStack, STACKS } from '../support/stacks.ts';
 
 type Json = Record<string, unknown>;
 
@@ -296,9 +297,10 @@ async function burstUntilKilled(
 
 // ---------------------------------------------------------------------------------------------
 
-for (const kind of STORE_KINDS) {
-  test(`kill -9 in the middle of a burst of writes loses no acknowledged write and splits no record from its change (${kind})`, { skip: await skipUnless(kind), timeout: 90_000 }, async (t) => {
-    const testStore = await createTestStore(kind);
+for (const stack of STACKS) {
+  const kind = stack.name;
+  test(`kill -9 in the middle of a burst of writes loses no acknowledged write and splits no record from its change (${kind})`, { skip: await skipUnlessStack(stack), timeout: 90_000 }, async (t) => {
+    const testStore = await createTestStack(stack);
     t.after(async () => {
       await killAllTandems();
       await testStore.cleanup();
@@ -382,9 +384,10 @@ for (const kind of STORE_KINDS) {
   });
 }
 
-for (const kind of STORE_KINDS) {
-  test(`a restart keeps the data and the admin key created on first start; SIGINT exits 0 (${kind})`, { skip: await skipUnless(kind), timeout: 60_000 }, async (t) => {
-    const testStore = await createTestStore(kind);
+for (const stack of STACKS) {
+  const kind = stack.name;
+  test(`a restart keeps the data and the admin key created on first start; SIGINT exits 0 (${kind})`, { skip: await skipUnlessStack(stack), timeout: 60_000 }, async (t) => {
+    const testStore = await createTestStack(stack);
     t.after(async () => {
       await killAllTandems();
       await testStore.cleanup();
@@ -464,9 +467,10 @@ function slowCreate(url: string, key: string, agent: http.Agent, name: string) {
   };
 }
 
-for (const kind of STORE_KINDS) {
-  test(`SIGTERM lets the requests in flight finish, then exits 0 (${kind})`, { skip: await skipUnless(kind), timeout: 60_000 }, async (t) => {
-    const testStore = await createTestStore(kind);
+for (const stack of STACKS) {
+  const kind = stack.name;
+  test(`SIGTERM lets the requests in flight finish, then exits 0 (${kind})`, { skip: await skipUnlessStack(stack), timeout: 60_000 }, async (t) => {
+    const testStore = await createTestStack(stack);
     // Like a proxy in front of Tandem: connections are kept alive long after their last answer.
     const agent = new http.Agent({ keepAlive: true, keepAliveMsecs: 60_000, timeout: 60_000 });
     const idleAgent = new http.Agent({ keepAlive: true, keepAliveMsecs: 60_000, timeout: 60_000 });
@@ -577,9 +581,10 @@ test('a port in use or an unreachable database makes Tandem exit non-zero instea
   assert.ok(!(noDatabase.stdout + noDatabase.stderr).includes(password), 'the database password was logged');
 });
 
-for (const kind of STORE_KINDS) {
-  test(`logs carry the request id, the workspace and the correlation id, and never an API key (${kind})`, { skip: await skipUnless(kind), timeout: 60_000 }, async (t) => {
-    const testStore = await createTestStore(kind);
+for (const stack of STACKS) {
+  const kind = stack.name;
+  test(`logs carry the request id, the workspace and the correlation id, and never an API key (${kind})`, { skip: await skipUnlessStack(stack), timeout: 60_000 }, async (t) => {
+    const testStore = await createTestStack(stack);
     t.after(async () => {
       await killAllTandems();
       await testStore.cleanup();
