@@ -3,6 +3,7 @@
 // from here (the embedded log directly; the Kafka log through its relay).
 import { sql } from 'kysely';
 import type { ChangesTable } from '../store/schema.ts';
+import { prepared } from '../store/prepared.ts';
 import type { Tx } from '../store/store.ts';
 import { partitionFor, type Change, type LogEntry } from './change.ts';
 
@@ -11,37 +12,76 @@ export interface Outbox {
   append(trx: Tx, change: Change): Promise<LogEntry>;
 }
 
+// Run on every write: compiled once (see store/prepared.ts).
+// The upsert takes the partition's row lock until commit: appends to one partition are serialised, so
+// offsets become visible in order and a reader never skips a later-committing one.
+const nextOffset = prepared<[partition: number], { next_offset: number }>((db, $) =>
+  db
+    .insertInto('log_partitions')
+    .values({ partition: $(0), next_offset: 1 })
+    .onConflict((oc) => oc.column('partition').doUpdateSet({ next_offset: sql`log_partitions.next_offset + 1` }))
+    .returning('next_offset'),
+);
+
+const insertChange = prepared<
+  [
+    id: string,
+    partition: number,
+    offset: number,
+    workspaceId: string,
+    entityType: string,
+    recordId: string,
+    version: number,
+    op: string,
+    origin: string,
+    changedFields: string,
+    record: string,
+    correlationId: string | null,
+    createdAt: string,
+  ],
+  never
+>((db, $) =>
+  db.insertInto('changes').values({
+    id: $(0),
+    partition: $(1),
+    offset: $(2),
+    workspace_id: $(3),
+    entity_type: $(4),
+    record_id: $(5),
+    version: $(6),
+    op: $(7),
+    origin: $(8),
+    changed_fields: $(9),
+    record: $(10),
+    correlation_id: $(11),
+    created_at: $(12),
+  }),
+);
+
 export function createOutbox(partitions: number): Outbox {
   return {
     partitions,
     async append(trx, change) {
       const partition = partitionFor(change.recordId, partitions);
-      // The upsert takes the partition's row lock until commit: appends to one partition are
-      // serialised, so offsets become visible in order and a reader never skips a later-committing one.
-      const { next_offset: offset } = await trx
-        .insertInto('log_partitions')
-        .values({ partition, next_offset: 1 })
-        .onConflict((oc) => oc.column('partition').doUpdateSet({ next_offset: sql`log_partitions.next_offset + 1` }))
-        .returning('next_offset')
-        .executeTakeFirstOrThrow();
-      await trx
-        .insertInto('changes')
-        .values({
-          id: change.id,
-          partition,
-          offset,
-          workspace_id: change.workspaceId,
-          entity_type: change.entityType,
-          record_id: change.recordId,
-          version: change.version,
-          op: change.op,
-          origin: change.origin,
-          changed_fields: JSON.stringify(change.changedFields),
-          record: JSON.stringify(change.record),
-          correlation_id: change.correlationId,
-          created_at: change.createdAt,
-        })
-        .execute();
+      const { rows } = await nextOffset(trx, partition);
+      const offset = Number(rows[0]?.next_offset);
+      if (!Number.isSafeInteger(offset)) throw new Error(`the outbox found no offset for partition ${String(partition)}`);
+      await insertChange(
+        trx,
+        change.id,
+        partition,
+        offset,
+        change.workspaceId,
+        change.entityType,
+        change.recordId,
+        change.version,
+        change.op,
+        change.origin,
+        JSON.stringify(change.changedFields),
+        JSON.stringify(change.record),
+        change.correlationId,
+        change.createdAt,
+      );
       return { ...change, partition, offset };
     },
   };

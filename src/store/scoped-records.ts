@@ -2,6 +2,46 @@
 // catalog code gets records only through this class, so no query can forget the workspace.
 import type { Db, StoreCapabilities, Tx } from './store.ts';
 import type { RecordsTable } from './schema.ts';
+import { prepared } from './prepared.ts';
+
+// The per-request queries, compiled once (see prepared.ts).
+const selectRecord = prepared<[workspaceId: string, entityType: string, id: string], RecordsTable>((db, $) =>
+  db
+    .selectFrom('records')
+    .selectAll()
+    .where('workspace_id', '=', $(0))
+    .where('entity_type', '=', $(1))
+    .where('id', '=', $(2)),
+);
+
+const insertRecord = prepared<
+  [workspaceId: string, entityType: string, id: string, version: number, data: string, createdAt: string, updatedAt: string, deletedAt: string | null],
+  never
+>((db, $) =>
+  db.insertInto('records').values({
+    workspace_id: $(0),
+    entity_type: $(1),
+    id: $(2),
+    version: $(3),
+    data: $(4),
+    created_at: $(5),
+    updated_at: $(6),
+    deleted_at: $(7),
+  }),
+);
+
+const updateRecord = prepared<
+  [version: number, data: string, updatedAt: string, deletedAt: string | null, workspaceId: string, entityType: string, id: string, expected: number],
+  never
+>((db, $) =>
+  db
+    .updateTable('records')
+    .set({ version: $(0), data: $(1), updated_at: $(2), deleted_at: $(3) })
+    .where('workspace_id', '=', $(4))
+    .where('entity_type', '=', $(5))
+    .where('id', '=', $(6))
+    .where('version', '=', $(7)),
+);
 
 export interface ListQuery {
   entityType: string;
@@ -26,13 +66,8 @@ export class ScopedRecords {
   }
 
   async get(entityType: string, id: string): Promise<RecordsTable | undefined> {
-    return this.#db
-      .selectFrom('records')
-      .selectAll()
-      .where('workspace_id', '=', this.workspaceId)
-      .where('entity_type', '=', entityType)
-      .where('id', '=', id)
-      .executeTakeFirst();
+    const { rows } = await selectRecord(this.#db, this.workspaceId, entityType, id);
+    return rows[0];
   }
 
   async list(query: ListQuery): Promise<RecordsTable[]> {
@@ -51,10 +86,7 @@ export class ScopedRecords {
   }
 
   async insert(row: Omit<RecordsTable, 'workspace_id'>): Promise<void> {
-    await this.#db
-      .insertInto('records')
-      .values({ ...row, workspace_id: this.workspaceId })
-      .execute();
+    await insertRecord(this.#db, this.workspaceId, row.entity_type, row.id, row.version, row.data, row.created_at, row.updated_at, row.deleted_at);
   }
 
   /** Writes a new version only if the stored one is still `expectedVersion`; false when it moved on. */
@@ -64,15 +96,18 @@ export class ScopedRecords {
     expectedVersion: number,
     next: Pick<RecordsTable, 'version' | 'data' | 'updated_at' | 'deleted_at'>,
   ): Promise<boolean> {
-    const result = await this.#db
-      .updateTable('records')
-      .set(next)
-      .where('workspace_id', '=', this.workspaceId)
-      .where('entity_type', '=', entityType)
-      .where('id', '=', id)
-      .where('version', '=', expectedVersion)
-      .executeTakeFirst();
-    return result.numUpdatedRows === 1n;
+    const result = await updateRecord(
+      this.#db,
+      next.version,
+      next.data,
+      next.updated_at,
+      next.deleted_at,
+      this.workspaceId,
+      entityType,
+      id,
+      expectedVersion,
+    );
+    return result.numAffectedRows === 1n;
   }
 
   async findIdempotencyKey(key: string) {
