@@ -113,7 +113,12 @@ export class ConnectionWorker {
         await this.#sleep(1000);
         continue;
       }
-      if (did === 0 && !this.#wokenSinceStart()) await this.#sleep(await this.#idleMs());
+      if (did === 0 && !this.#wokenSinceStart()) {
+        const ms = await this.#idleMs();
+        // A wake() while #idleMs() read the store found no sleep to end: look again, not sleep
+        // through it (until the next poll, up to pollIntervalMs, with the work waiting).
+        if (!this.#wokenSinceStart()) await this.#sleep(ms);
+      }
     }
   }
 
