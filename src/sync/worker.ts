@@ -231,7 +231,6 @@ export class ConnectionWorker {
           const linked: Link = { ...pending, externalId: made.id, externalVersion: made.version ?? null };
           await this.#sync.saveLink(linked);
           await this.#pushOrGone(type, binding, linked, local, version, updateKey);
-          await this.#sync.clearMark(type, recordId, version);
           return;
         }
       }
@@ -250,20 +249,13 @@ export class ConnectionWorker {
         });
         await this.#deps.budget.take(this.#signal);
         const created = await binding.create(recordId, local, { idempotencyKey, signal: this.#signal });
-        await this.#sync.saveLink({
-          entityType: type,
-          recordId,
-          externalId: created.id,
-          base: local,
-          localVersion: version,
-          externalVersion: created.version ?? null,
-          deleted: false,
-        });
-        await this.#sync.clearMark(type, recordId, version);
+        await this.#linkAndClear(
+          { entityType: type, recordId, externalId: created.id, base: local, localVersion: version, externalVersion: created.version ?? null, deleted: false },
+          version,
+        );
         return;
       }
       await this.#pushOrGone(type, binding, link, local, version, updateKey);
-      await this.#sync.clearMark(type, recordId, version);
     } catch (error) {
       await this.#failed(error, mark.attempts, {
         direction: 'outbound',
@@ -305,10 +297,10 @@ export class ConnectionWorker {
   }
 
   /**
-   * Pushes the record; when the external system refuses because the object is gone (deleted there
-   * while Tandem changed the record), the deletion wins, as it does when it arrives first: the
-   * record is tombstoned. Only when the connection syncs this type inbound; an outbound-only
-   * connection keeps the failure (a sync issue) for a person to decide.
+   * Pushes the record and clears its mark; when the external system refuses because the object is
+   * gone (deleted there while Tandem changed the record), the deletion wins, as it does when it
+   * arrives first: the record is tombstoned. Only when the connection syncs this type inbound; an
+   * outbound-only connection keeps the failure (a sync issue) for a person to decide.
    */
   async #pushOrGone(type: string, binding: EntityBinding, link: Link, local: Record<string, unknown>, version: number, idempotencyKey: string): Promise<void> {
     try {
@@ -318,6 +310,7 @@ export class ConnectionWorker {
       const current = await this.#budgeted(() => binding.get(link.externalId, this.#signal));
       if (current !== undefined && !current.deleted) throw error;
       await this.#goneExternally(type, link);
+      await this.#sync.clearMark(type, link.recordId, version);
     }
   }
 
@@ -332,21 +325,32 @@ export class ConnectionWorker {
     await this.#sync.saveLink({ ...link, deleted: true, localVersion: after?.version ?? link.localVersion });
   }
 
-  /** Writes the fields where the record differs from the base, and moves the base on. */
+  /** Writes the fields where the record differs from the base, moves the base on, clears the mark. */
   async #push(binding: EntityBinding, link: Link, local: Record<string, unknown>, version: number, idempotencyKey: string): Promise<void> {
     const diff = differing(local, link.base, binding.fields);
     if (diff.length === 0) {
-      if (link.localVersion !== version) await this.#sync.saveLink({ ...link, localVersion: version });
+      if (link.localVersion !== version) await this.#linkAndClear({ ...link, localVersion: version }, version);
+      else await this.#sync.clearMark(link.entityType, link.recordId, version);
       return;
     }
     const changes = Object.fromEntries(diff.map((f) => [f, local[f]]));
     await this.#deps.budget.take(this.#signal);
     const updated = await binding.update(link.externalId, changes, { idempotencyKey, signal: this.#signal, previous: link.base });
-    await this.#sync.saveLink({
-      ...link,
-      base: { ...link.base, ...changes },
-      localVersion: version,
-      externalVersion: updated.version ?? link.externalVersion,
+    await this.#linkAndClear(
+      { ...link, base: { ...link.base, ...changes }, localVersion: version, externalVersion: updated.version ?? link.externalVersion },
+      version,
+    );
+  }
+
+  /**
+   * Stores the link a write made and clears the record's mark (unless a newer version was marked
+   * meanwhile) in one transaction: one commit rather than two, and no state in between.
+   */
+  async #linkAndClear(link: Link, version: number): Promise<void> {
+    await this.#deps.store.transaction(async (trx) => {
+      const sync = new SyncStore(trx, this.connection.id);
+      await sync.saveLink(link);
+      await sync.clearMark(link.entityType, link.recordId, version);
     });
   }
 
@@ -613,8 +617,14 @@ export class ConnectionWorker {
     try {
       await this.#deps.budget.take(this.#signal);
       const result = await client.poll(await this.#sync.cursor(POLL_CURSOR), this.#signal);
-      const added = await this.#sync.appendExternal(result.notifications, 'poll');
-      await this.#sync.saveCursor(POLL_CURSOR, result.cursor);
+      // One transaction for the page and the cursor: one commit, not one per event (most of them
+      // already came as webhooks, and each insert that finds its event would be a commit of its own).
+      const added = await this.#deps.store.transaction(async (trx) => {
+        const sync = new SyncStore(trx, this.connection.id);
+        const n = await sync.appendExternal(result.notifications, 'poll');
+        await sync.saveCursor(POLL_CURSOR, result.cursor);
+        return n;
+      });
       if (result.more) this.#nextPollAt = 0;
       return added;
     } catch (error) {
