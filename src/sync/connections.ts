@@ -9,6 +9,7 @@ import type { SecretBox } from '../security/secrets.ts';
 import type { ConnectionsTable } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
 import { parseSettings, settingsView, type ConnectionSettings } from './settings.ts';
+import { FEED_CURSOR, SyncStore } from './sync-store.ts';
 
 export type ConnectionStatus = 'active' | 'paused' | 'error';
 
@@ -183,12 +184,21 @@ export class Connections {
     const id = this.#deps.ids(PREFIX);
     let account: { accountId: string };
     let webhook: { endpointId: string; secret: string } | undefined;
+    let feedCursor: string | undefined;
     try {
       account = await client.validate(signal);
       if (connector.changeFeeds.webhooks && client.registerWebhook !== undefined) {
         webhook = await client.registerWebhook(this.webhookUrl(id), signal);
       }
+      // The change feed starts now, not at the first poll: a change made between the create and a
+      // first poll that succeeds (Stripe down for a while) whose webhook is lost is still caught up.
+      if (connector.changeFeeds.polling && client.poll !== undefined) {
+        feedCursor = (await client.poll(undefined, signal)).cursor;
+      }
     } catch (error) {
+      if (webhook !== undefined && client.unregisterWebhook !== undefined) {
+        await client.unregisterWebhook(webhook.endpointId).catch(() => undefined);
+      }
       throw createError(error, connector.displayName);
     }
     const now = new Date().toISOString();
@@ -206,7 +216,10 @@ export class Connections {
       created_at: now,
       updated_at: now,
     };
-    await this.#deps.store.db.insertInto('connections').values(row).execute();
+    await this.#deps.store.transaction(async (trx) => {
+      await trx.insertInto('connections').values(row).execute();
+      if (feedCursor !== undefined) await new SyncStore(trx, id).saveCursor(FEED_CURSOR, feedCursor);
+    });
     this.#deps.onChange?.(id);
     return this.#view(row, settings);
   }

@@ -22,6 +22,9 @@ export interface Link {
  */
 export const PENDING_PREFIX = 'pending:';
 
+/** The name the connector's change-feed (poll) cursor is kept under. */
+export const FEED_CURSOR = 'events';
+
 export function isPending(link: Link): boolean {
   return link.externalId.startsWith(PENDING_PREFIX);
 }
@@ -266,7 +269,7 @@ export class SyncStore {
       .execute();
   }
 
-  // Cursors of change feeds
+  // Cursors of change feeds (the connector's poll cursor is kept under FEED_CURSOR)
 
   async cursor(name: string): Promise<string | undefined> {
     const row = await this.#db

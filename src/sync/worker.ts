@@ -14,7 +14,7 @@ import type { Connection } from './connections.ts';
 import type { SyncIssues } from './issues.ts';
 import type { RateBudget } from './rate-budget.ts';
 import { wantsInbound, wantsOutbound } from './settings.ts';
-import { PENDING_PREFIX, SyncStore, isPending, type Link } from './sync-store.ts';
+import { FEED_CURSOR, PENDING_PREFIX, SyncStore, isPending, type Link } from './sync-store.ts';
 
 export interface WorkerDeps {
   store: Store;
@@ -30,7 +30,7 @@ export interface WorkerDeps {
   concurrency?: number;
 }
 
-const POLL_CURSOR = 'events';
+const POLL_CURSOR = FEED_CURSOR;
 /** How many times a create whose answer was lost is asked again with its own key before the object is looked up. */
 const RESEND_TRIES = 4;
 
