@@ -25,11 +25,23 @@ export class ConnectorError extends Error {
   readonly externalCode: string | undefined;
   readonly status: number | undefined;
   readonly retryAfterMs: number | undefined;
+  /**
+   * The write's idempotency key now holds this failure for good: asking again with the same key only
+   * replays it (Stripe stores a 500 under its key). The engine looks the object up and, when nothing
+   * was made, writes again under a new key.
+   */
+  readonly keySpent: boolean;
 
   constructor(
     kind: FailureKind,
     message: string,
-    options: { externalCode?: string | undefined; status?: number | undefined; retryAfterMs?: number | undefined; cause?: unknown } = {},
+    options: {
+      externalCode?: string | undefined;
+      status?: number | undefined;
+      retryAfterMs?: number | undefined;
+      keySpent?: boolean | undefined;
+      cause?: unknown;
+    } = {},
   ) {
     super(message, { cause: options.cause });
     this.name = 'ConnectorError';
@@ -37,6 +49,7 @@ export class ConnectorError extends Error {
     this.externalCode = options.externalCode;
     this.status = options.status;
     this.retryAfterMs = options.retryAfterMs;
+    this.keySpent = options.keySpent ?? false;
   }
 }
 

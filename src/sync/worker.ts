@@ -277,8 +277,9 @@ export class ConnectionWorker {
   /**
    * A create was sent (`pending`) and its answer never came (an error, a crash). Asks again with the
    * same key and fields: the external system answers what the first request did, even if the object
-   * was deleted since, or does it now. A key that keeps failing may hold a stored error (Stripe
-   * replays a 500 forever): after RESEND_TRIES tries the object is looked up instead — which finds
+   * was deleted since, or does it now. A key that holds a stored error (Stripe replays a 500 forever;
+   * the connector says so with `keySpent`) is not asked again: the object is looked up at once.
+   * A key that keeps failing otherwise is looked up after RESEND_TRIES tries — the lookup finds
    * live objects only, so an object made and deleted meanwhile would be made again: hence several
    * tries, not one. Undefined: nothing was made, create it anew.
    */
@@ -289,7 +290,9 @@ export class ConnectionWorker {
         await this.#deps.budget.take(this.#signal);
         return await binding.create(recordId, pending.base, { idempotencyKey: pending.externalId.slice(PENDING_PREFIX.length), signal: this.#signal });
       } catch (error) {
-        if (!(error instanceof ConnectorError && error.kind === 'fatal' && error.externalCode === 'idempotency_error')) throw error;
+        // A key that holds a stored failure, or that the system no longer accepts: look the object up.
+        const spent = error instanceof ConnectorError && (error.keySpent || (error.kind === 'fatal' && error.externalCode === 'idempotency_error'));
+        if (!spent) throw error;
       }
     }
     const found = await this.#find(binding, recordId);

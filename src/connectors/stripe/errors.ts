@@ -4,6 +4,8 @@
 // | ----------------------------------------------------- | ------------- |
 // | connection refused / reset, timeout (no answer)       | `retry`       |
 // | 5xx, or an answer that is not JSON                    | `retry`       |
+// | a 5xx stored under the idempotency key (replayed, or  | `retry`, `keySpent` |
+// | `Stripe-Should-Retry: false`)                         |               |
 // | 409 (same idempotency key in flight, lock conflict)   | `retry`       |
 // | 429, or 400 `rate_limit`                              | `retry_after` (Retry-After, else 1 s) |
 // | 401 (bad key), 403 (key lacks permission)             | `auth`        |
@@ -74,7 +76,13 @@ export function classifyStripeError(error: unknown, what: string, secrets: reado
     return new ConnectorError('retry_after', message, { ...options, retryAfterMs });
   }
   if (status === 401 || status === 403) return new ConnectorError('auth', message, options);
-  if (status === undefined || status >= 500 || status === 409) return new ConnectorError('retry', message, options);
+  if (status !== undefined && status >= 500) {
+    // A 500 Stripe stored under the idempotency key (a replay of it, or one marked not to retry) is
+    // all that key will ever answer.
+    const keySpent = header(error.headers, 'idempotent-replayed') === 'true' || header(error.headers, 'stripe-should-retry') === 'false';
+    return new ConnectorError('retry', message, { ...options, keySpent });
+  }
+  if (status === undefined || status === 409) return new ConnectorError('retry', message, options);
   return new ConnectorError('fatal', message, options);
 }
 

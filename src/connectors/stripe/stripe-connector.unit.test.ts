@@ -395,7 +395,9 @@ describe('stripe connector: error classification', () => {
   });
   const cases: [string, unknown, string, Record<string, unknown>?][] = [
     ['connection error', new Stripe.errors.StripeConnectionError({ message: 'ECONNREFUSED' }), 'retry'],
-    ['500', Stripe.errors.StripeError.generate(raw(500, { type: 'api_error' })), 'retry'],
+    ['500', Stripe.errors.StripeError.generate(raw(500, { type: 'api_error' })), 'retry', { keySpent: false }],
+    ['500 replayed', Stripe.errors.StripeError.generate(raw(500, { type: 'api_error', headers: { 'Idempotent-Replayed': 'true' } })), 'retry', { keySpent: true }],
+    ['500 not to retry', Stripe.errors.StripeError.generate(raw(500, { type: 'api_error', headers: { 'stripe-should-retry': 'false' } })), 'retry', { keySpent: true }],
     ['503', Stripe.errors.StripeError.generate(raw(503, { type: 'api_error' })), 'retry'],
     ['409', Stripe.errors.StripeError.generate(raw(409, { type: 'idempotency_error', code: 'idempotency_key_in_use' })), 'retry'],
     ['invalid JSON', new Stripe.errors.StripeAPIError({ message: 'Invalid JSON received from the Stripe API' }), 'retry'],
