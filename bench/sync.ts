@@ -27,7 +27,7 @@ import { bulkCreates, bulkUpdates, type ThroughputResult } from './sync-lib/thro
 const SCENARIOS = ['latency', 'throughput', 'limited'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
-const USAGE = `usage: node_modules/.bin/node bench/sync.ts [options]
+const USAGE = `usage: npm run bench -- --suite sync [options]   (or: node_modules/.bin/node bench/sync.ts [options])
 
   --quick             a short run (≈1 minute of measuring): fewer changes, figures less steady
   --only <list>       latency, throughput, limited (default all three)
