@@ -379,10 +379,18 @@ class KafkaSubscription implements Subscription {
     return this.#stopped;
   }
 
+  /**
+   * Consumes until stopped. The client retries a failing request a few times and then ends the
+   * stream with the error (a broker restart takes longer than that): the subscription then commits
+   * what its handlers finished, drops the consumer and starts a new one from the committed offsets,
+   * with backoff, for as long as it runs. Entries already handled come again and are skipped.
+   */
   async #run(): Promise<void> {
     const signal = this.#abort.signal;
     const { logger } = this.#log;
+    const committer = this.#commitLoop();
     for (let failures = 0; !signal.aborted; ) {
+      let stream: MessagesStream<string, string, string, string>;
       try {
         await this.#log.ready();
         this.#consumer = new Consumer({
@@ -397,44 +405,55 @@ class KafkaSubscription implements Subscription {
           retryDelay: 200,
         });
         if (aborted(signal)) break;
-        this.#stream = await this.#consumer.consume({
+        stream = await this.#consumer.consume({
           topics: [this.#log.changesTopic],
           mode: MessagesStreamModes.COMMITTED,
           fallbackMode: 'earliest',
           autocommit: false,
         });
-        this.#stream.on('error', (error: unknown) => logger?.warn({ err: error, group: this.group }, 'kafka log: consumer stream error'));
-        break;
+        this.#stream = stream;
+        stream.on('error', (error: unknown) => logger?.warn({ err: error, group: this.group }, 'kafka log: consumer stream error'));
       } catch (error) {
         failures++;
         logger?.warn({ err: error, group: this.group, attempt: failures }, 'kafka log: starting a consumer failed; retrying');
-        await this.#consumer?.close(true).catch(() => undefined);
-        this.#consumer = undefined;
+        await this.#dropConsumer();
         await sleep(backoffDelay(failures, { initialMs: 200, maxMs: 5_000 }, this.#log.random), signal);
+        continue;
       }
-    }
-    const stream = this.#stream;
-    if (stream === undefined) return;
-    if (aborted(signal)) {
-      await stream.close().catch(() => undefined);
-      return;
-    }
-    const committer = this.#commitLoop();
-    try {
-      for await (const message of stream as AsyncIterable<KafkaMessage>) {
-        if (signal.aborted) break;
-        this.#worker(message.partition).push(message);
-        this.#buffered++;
-        if (this.#buffered >= MAX_BUFFERED) {
-          await new Promise<void>((resolve) => {
-            this.#drained = resolve;
-          });
+      if (aborted(signal)) {
+        await stream.close().catch(() => undefined);
+        break;
+      }
+      try {
+        for await (const message of stream as AsyncIterable<KafkaMessage>) {
+          if (aborted(signal)) break;
+          failures = 0;
+          this.#worker(message.partition).push(message);
+          this.#buffered++;
+          if (this.#buffered >= MAX_BUFFERED) {
+            await new Promise<void>((resolve) => {
+              this.#drained = resolve;
+            });
+          }
         }
+      } catch (error) {
+        if (!aborted(signal)) logger?.warn({ err: error, group: this.group }, 'kafka log: the consumer stream failed; reconnecting');
       }
-    } catch (error) {
-      if (!signal.aborted) logger?.error({ err: error, group: this.group }, 'kafka log: consuming failed');
+      if (aborted(signal)) break;
+      // The stream ended without a stop (the broker went away): start over from the committed offsets.
+      failures++;
+      await this.#commit();
+      await this.#dropConsumer();
+      await sleep(backoffDelay(failures, { initialMs: 200, maxMs: 5_000 }, this.#log.random), signal);
     }
     await committer;
+  }
+
+  async #dropConsumer(): Promise<void> {
+    const consumer = this.#consumer;
+    this.#consumer = undefined;
+    this.#stream = undefined;
+    await consumer?.close(true).catch(() => undefined);
   }
 
   #worker(partition: number): PartitionWorker {
