@@ -42,6 +42,12 @@ export interface EntityDefinition<
   /** The stored and answered fields (without id, version, timestamps). */
   readonly fieldsSchema: z.ZodType<Fields>;
   readonly filters: readonly EntityFilter[];
+  /**
+   * The filter (its `param`) that names the same real-world thing in another system, used once: when
+   * a new connection first meets an external object no record is linked to (customers: `email`).
+   * Without it, every such object is imported as a new record.
+   */
+  readonly matchBy?: string;
   /** Builds the fields of a new record from a create body: defaults and derived values. */
   create(input: z.output<Create>, ctx: EntityContext): Promise<Fields>;
   /** Applies a patch to current fields: validation of transitions, derived values. */

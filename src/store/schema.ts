@@ -153,7 +153,7 @@ export interface ExternalChangesTable {
   op: string;
   occurred_at: string;
   object: string | null;
-  /** webhook | poll */
+  /** webhook | poll | backfill */
   source: string;
   received_at: string;
   processed_at: string | null;

@@ -52,3 +52,26 @@ export function mergeMaps(base: unknown, local: unknown, remote: unknown, remote
   }
   return merged;
 }
+
+function isEmpty(value: unknown): boolean {
+  return value === null || value === undefined || value === '';
+}
+
+/**
+ * The base of a first link between a record and an object that were made apart (the initial sync
+ * found them to be the same): what each side alone holds is kept, Tandem wins where both hold a
+ * value. A field the record lacks takes the object's value (the base is the record's empty value,
+ * so the object's counts as a change); a field the record holds goes out (the base is the object's
+ * value, so the record's counts as a change); string maps (metadata) are joined key by key (the
+ * base is empty, so both sides' keys count as added).
+ */
+export function firstLinkBase(local: Record<string, unknown>, remote: Record<string, unknown>, fields: readonly string[]): Record<string, unknown> {
+  return Object.fromEntries(
+    fields.map((f) => {
+      const l = clean(local[f]);
+      const r = clean(remote[f]);
+      if (isStringMap(l) && isStringMap(r)) return [f, {}];
+      return [f, isEmpty(l) ? l : r];
+    }),
+  );
+}

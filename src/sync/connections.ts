@@ -9,6 +9,7 @@ import type { SecretBox } from '../security/secrets.ts';
 import type { ConnectionsTable } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
 import { parseSettings, settingsView, type ConnectionSettings } from './settings.ts';
+import { BACKFILL_CURSOR, startState as startBackfill } from './backfill.ts';
 import { FEED_CURSOR, SyncStore } from './sync-store.ts';
 
 export type ConnectionStatus = 'active' | 'paused' | 'error';
@@ -218,7 +219,10 @@ export class Connections {
     };
     await this.#deps.store.transaction(async (trx) => {
       await trx.insertInto('connections').values(row).execute();
-      if (feedCursor !== undefined) await new SyncStore(trx, id).saveCursor(FEED_CURSOR, feedCursor);
+      const sync = new SyncStore(trx, id);
+      if (feedCursor !== undefined) await sync.saveCursor(FEED_CURSOR, feedCursor);
+      // The initial sync of what both sides already hold (src/sync/backfill.ts).
+      await sync.saveCursor(BACKFILL_CURSOR, startBackfill(id, Object.keys(settings.entities)));
     });
     this.#deps.onChange?.(id);
     return this.#view(row, settings);

@@ -259,7 +259,7 @@ for (const kind of STORE_KINDS) {
       stripe = new Stripe(secretKey, { host: sim.host, port: sim.port, protocol: 'http', telemetry: false, maxNetworkRetries: 3 });
       // The events feed starts at the first poll: wait for it, so every event of the burst is polled.
       await waitUntil(
-        async () => (await testStore.store.db.selectFrom('connection_cursors').select('value').where('connection_id', '=', connectionId).executeTakeFirst()) !== undefined,
+        async () => (await testStore.store.db.selectFrom('connection_cursors').select('value').where('connection_id', '=', connectionId).where('name', '=', 'events').executeTakeFirst()) !== undefined,
         10_000,
         () => 'the first poll started the events feed',
       );
@@ -519,7 +519,7 @@ for (const kind of STORE_KINDS) {
         async () => {
           const deliveriesIdle = await sim.admin.waitForDeliveries(1);
           const { pendingMarks, pendingExternal } = await backlog();
-          const cursor = await db.selectFrom('connection_cursors').select('value').where('connection_id', '=', connectionId).executeTakeFirst();
+          const cursor = await db.selectFrom('connection_cursors').select('value').where('connection_id', '=', connectionId).where('name', '=', 'events').executeTakeFirst();
           const newest = sim.admin.events(secretKey).filter((ev) => ev.type.startsWith('customer.')).at(-1);
           const caughtUp = newest === undefined || (cursor?.value.startsWith(`evt:${newest.id}:`) ?? false);
           lastQuiet = { deliveriesIdle, pendingMarks, pendingExternal, cursor: cursor?.value, newest: newest?.id };

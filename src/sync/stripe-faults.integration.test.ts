@@ -106,7 +106,7 @@ for (const kind of STORE_KINDS) {
       // The events feed starts where the first poll that succeeds finds it: events older than that are
       // never polled, so their lost webhooks would never be healed. Start it before the faults do.
       await waitUntil(
-        async () => (await t.store.db.selectFrom('connection_cursors').select('value').where('connection_id', '=', connectionId).executeTakeFirst()) !== undefined,
+        async () => (await t.store.db.selectFrom('connection_cursors').select('value').where('connection_id', '=', connectionId).where('name', '=', 'events').executeTakeFirst()) !== undefined,
         10_000,
         () => 'the first poll started the events feed',
       );
@@ -445,7 +445,7 @@ for (const kind of STORE_KINDS) {
         .select((eb) => eb.fn.countAll<number>().as('n'))
         .where('processed_at', 'is', null)
         .executeTakeFirstOrThrow();
-      const cursor = await t.store.db.selectFrom('connection_cursors').select('value').where('connection_id', '=', connectionId).executeTakeFirst();
+      const cursor = await t.store.db.selectFrom('connection_cursors').select('value').where('connection_id', '=', connectionId).where('name', '=', 'events').executeTakeFirst();
       const newest = sim.admin.events(secretKey).filter((e) => e.type.startsWith('customer.')).at(-1);
       const caughtUp = newest === undefined || (cursor?.value.startsWith(`evt:${newest.id}:`) ?? false);
       lastQuiet = { deliveriesIdle, marks: marks.n, pending: pending.n, cursor: cursor?.value, newest: newest?.id };

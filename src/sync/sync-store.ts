@@ -200,7 +200,7 @@ export class SyncStore {
   // External changes: notifications from webhooks and polls, deduplicated by event id.
 
   /** Appends notifications; those already seen (same event id) are ignored. Answers how many were new. */
-  async appendExternal(notifications: readonly ExternalNotification[], source: 'webhook' | 'poll'): Promise<number> {
+  async appendExternal(notifications: readonly ExternalNotification[], source: 'webhook' | 'poll' | 'backfill'): Promise<number> {
     let added = 0;
     const now = new Date().toISOString();
     for (const n of notifications) {
@@ -226,6 +226,18 @@ export class SyncStore {
       added += Number(result.numInsertedOrUpdatedRows ?? 0n);
     }
     return added;
+  }
+
+  /** External changes from `source` not processed yet (waiting, or failing and retried). */
+  async unprocessedExternal(source: string): Promise<number> {
+    const row = await this.#db
+      .selectFrom('external_changes')
+      .select((eb) => eb.fn.countAll<number | string>().as('n'))
+      .where('connection_id', '=', this.connectionId)
+      .where('source', '=', source)
+      .where('processed_at', 'is', null)
+      .executeTakeFirst();
+    return Number(row?.n ?? 0);
   }
 
   async dueExternal(limit: number, now: string): Promise<ExternalChangesTable[]> {

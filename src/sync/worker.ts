@@ -9,7 +9,8 @@ import { ConnectorError, type EntityBinding, type ExternalObject } from '../conn
 import { TandemError, isTandemError } from '../errors/errors.ts';
 import type { ExternalChangesTable, SyncMarksTable } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
-import { differing, mergeMaps, patchFor, pick, sameValue } from './canonical.ts';
+import { Backfill, BACKFILL_SOURCE } from './backfill.ts';
+import { differing, firstLinkBase, mergeMaps, patchFor, pick, sameValue } from './canonical.ts';
 import type { Connection } from './connections.ts';
 import type { SyncIssues } from './issues.ts';
 import type { RateBudget } from './rate-budget.ts';
@@ -60,6 +61,7 @@ export class ConnectionWorker {
   #loop: Promise<void> | undefined;
   #nextPollAt = 0;
   readonly #log: Logger;
+  readonly #backfill: Backfill;
 
   constructor(connection: Connection, deps: WorkerDeps) {
     this.connection = connection;
@@ -67,6 +69,7 @@ export class ConnectionWorker {
     this.#sync = new SyncStore(deps.store.db, connection.id);
     this.#origin = `connection:${connection.id}`;
     this.#log = deps.logger.child({ connectionId: connection.id, connector: connection.connector.id });
+    this.#backfill = new Backfill(connection, { store: deps.store, catalog: deps.catalog, budget: deps.budget, logger: this.#log });
   }
 
   start(): void {
@@ -107,6 +110,7 @@ export class ConnectionWorker {
         did += await this.#outbound();
         did += await this.#inbound();
         if (Date.now() >= this.#nextPollAt) did += await this.#poll();
+        did += await this.#backfill.step(this.#signal);
       } catch (error) {
         if (this.#stopped()) return;
         this.#log.error({ err: error }, 'sync pass failed; retrying shortly');
@@ -395,9 +399,15 @@ export class ConnectionWorker {
         await finish();
         return;
       }
-      await this.#deps.budget.take(this.#signal);
-      let object = await binding.get(externalId, this.#signal);
       const carried = changes.flatMap((c) => (c.object === null ? [] : [JSON.parse(c.object) as ExternalObject]));
+      // The initial sync listed the object just now: it is not fetched again.
+      const backfill = changes.every((c) => c.source === BACKFILL_SOURCE);
+      let object: ExternalObject | undefined;
+      if (backfill) object = carried.at(-1);
+      else {
+        await this.#deps.budget.take(this.#signal);
+        object = await binding.get(externalId, this.#signal);
+      }
       object ??= carried.at(-1);
       if (object === undefined) {
         await finish();
@@ -409,7 +419,14 @@ export class ConnectionWorker {
         if (tandemId !== undefined) object = { ...object, tandemId };
       }
       const createdAs = changes.find((c) => c.op === 'create' && c.object !== null);
-      await this.#applyObject(type, binding, object, latest.occurred_at, createdAs === undefined ? undefined : (JSON.parse(createdAs.object ?? '{}') as ExternalObject));
+      await this.#applyObject(
+        type,
+        binding,
+        object,
+        latest.occurred_at,
+        createdAs === undefined ? undefined : (JSON.parse(createdAs.object ?? '{}') as ExternalObject),
+        backfill,
+      );
       await finish();
     } catch (error) {
       const attempts = Math.max(...changes.map((c) => c.attempts));
@@ -442,13 +459,24 @@ export class ConnectionWorker {
     });
   }
 
-  /** `createdAs`: the object as its create event carried it (its first state), when at hand. */
-  async #applyObject(type: string, binding: EntityBinding, object: ExternalObject, occurredAt: string, createdAs?: ExternalObject): Promise<void> {
+  /**
+   * `createdAs`: the object as its create event carried it (its first state), when at hand.
+   * `match`: the initial sync: an object no record is linked to is matched to an existing record
+   * first (the entity's `matchBy`), and imported only when none matches.
+   */
+  async #applyObject(
+    type: string,
+    binding: EntityBinding,
+    object: ExternalObject,
+    occurredAt: string,
+    createdAs?: ExternalObject,
+    match = false,
+  ): Promise<void> {
     let link = await this.#sync.linkByExternal(type, object.id);
     if (link === undefined) {
       const own = object.tandemId === undefined ? undefined : await this.#localRecord(type, object.tandemId);
       if (own !== undefined) link = await this.#relink(type, binding, object, own, createdAs);
-      else if (!object.deleted) link = await this.#import(type, binding, object);
+      else if (!object.deleted) link = (match ? await this.#match(type, binding, object) : undefined) ?? (await this.#import(type, binding, object));
       if (link === undefined) return;
     }
     if (link.deleted) return;
@@ -518,6 +546,41 @@ export class ConnectionWorker {
       const sync = new SyncStore(trx, this.connection.id);
       await sync.saveLink(link);
       await sync.mark(type, own.id, own.version);
+    });
+    return link;
+  }
+
+  /**
+   * The initial sync met an object no record is linked to: is it a record Tandem already holds (the
+   * same value of the entity's `matchBy` field, e.g. the email, on exactly one unlinked record)?
+   * Then they are linked with a first-link base (what each side alone holds is kept, Tandem wins
+   * where both hold a value) and the record is marked, so what it holds goes out. Several
+   * candidates, or none: undefined (the object is imported as a new record).
+   */
+  async #match(type: string, binding: EntityBinding, object: ExternalObject): Promise<Link | undefined> {
+    const definition = this.#deps.registry.get(type);
+    const filter = definition.filters.find((f) => f.param === definition.matchBy);
+    const value = filter === undefined ? undefined : object.fields[filter.field];
+    if (filter === undefined || typeof value !== 'string' || value === '') return undefined;
+    const { data } = await this.#deps.catalog.list(this.connection.workspaceId, type, { limit: 10, filters: { [filter.param]: value } });
+    const unlinked = [];
+    for (const record of data) if ((await this.#sync.linkByRecord(type, record.id)) === undefined) unlinked.push(record);
+    const [record, ...others] = unlinked;
+    if (record === undefined || others.length > 0) return undefined;
+    const remote = canonical(binding, object.fields);
+    const link: Link = {
+      entityType: type,
+      recordId: record.id,
+      externalId: object.id,
+      base: firstLinkBase(canonical(binding, record), remote, binding.fields),
+      localVersion: record.version,
+      externalVersion: object.version ?? null,
+      deleted: false,
+    };
+    await this.#deps.store.transaction(async (trx) => {
+      const sync = new SyncStore(trx, this.connection.id);
+      await sync.saveLink(link);
+      await sync.mark(type, record.id, record.version);
     });
     return link;
   }

@@ -68,6 +68,7 @@ export const customer = defineEntity({
   updateSchema: customerUpdateSchema,
   fieldsSchema: customerFieldsSchema,
   filters: [{ param: 'email', field: 'email', schema: z.string().max(320) }],
+  matchBy: 'email',
   create: (input) =>
     Promise.resolve({
       name: input.name ?? null,

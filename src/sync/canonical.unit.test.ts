@@ -1,0 +1,24 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { differing, firstLinkBase, mergeMaps } from './canonical.ts';
+
+const fields = ['name', 'email', 'phone', 'metadata'];
+
+test('a first link keeps what each side alone holds and lets Tandem win where both hold a value', () => {
+  const local = { name: 'Ada Lovelace', email: 'ada@example.com', phone: null, metadata: { plan: 'pro', seat: '1' } };
+  const remote = { name: 'Ada L.', email: 'ada@example.com', phone: '+44 20 0000', metadata: { crm: '42', plan: 'free' } };
+  const base = firstLinkBase(local, remote, fields);
+  // What changed "remotely" since the base is applied to Tandem: the phone only Stripe had.
+  assert.deepEqual(differing(remote, base, fields), ['phone', 'metadata']);
+  // What changed "locally" goes out: the name only (Tandem wins), not the email both share.
+  assert.deepEqual(differing(local, base, fields), ['name', 'metadata']);
+  assert.equal(base.name, 'Ada L.');
+  assert.equal(base.phone, null);
+  // Metadata is joined key by key; on a key both hold, the side the merge favours wins.
+  assert.deepEqual(mergeMaps(base.metadata, local.metadata, remote.metadata, false), { plan: 'pro', seat: '1', crm: '42' });
+});
+
+test('an empty string counts as no value', () => {
+  const base = firstLinkBase({ name: '', phone: 'x' }, { name: 'Remote', phone: 'y' }, ['name', 'phone']);
+  assert.deepEqual(base, { name: '', phone: 'y' });
+});
