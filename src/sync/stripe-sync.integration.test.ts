@@ -1,5 +1,6 @@
 // Two-way customer sync with Stripe, end to end: Tandem's API and engine on a real store, the
-// Stripe connector through the official SDK, against the in-process Stripe simulator.
+// Stripe connector through the official SDK, against the in-process Stripe simulator; on both stacks
+// (SQLite + the embedded log, PostgreSQL + the Kafka log).
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
@@ -7,12 +8,14 @@ import Stripe from 'stripe';
 import { startStripeSimulator, type StripeSimulator } from '../connectors/stripe/simulator/index.ts';
 import { createTestApi, type TestApi } from '../../test/support/api.ts';
 import { freePort, waitUntil } from '../../test/support/process.ts';
-import { STORE_KINDS, skipUnless } from '../../test/support/stores.ts';
+import { kafkaBrokers, uniqueTopicPrefix } from '../../test/support/kafka.ts';
+import { STACKS, skipUnlessStack } from '../../test/support/stacks.ts';
 
 type Json = Record<string, unknown> & { id: string };
 
-for (const kind of STORE_KINDS) {
-  describe(`Stripe two-way sync on ${kind}`, { skip: await skipUnless(kind) }, () => {
+for (const stack of STACKS) {
+  const kind = stack.name.replace('+', '_');
+  describe(`Stripe two-way sync on ${stack.name}`, { skip: await skipUnlessStack(stack) }, () => {
     let sim: StripeSimulator;
     let t: TestApi;
     let connectionId: string;
@@ -26,7 +29,12 @@ for (const kind of STORE_KINDS) {
     before(async () => {
       sim = await startStripeSimulator({ rateLimitPerSecond: 0, delivery: { retryDelaysMs: [50, 100, 200, 400, 800] } });
       const port = await freePort();
-      t = await createTestApi(kind, { sync: true, publicUrl: `http://127.0.0.1:${String(port)}`, pollIntervalMs: 500 });
+      t = await createTestApi(stack.store, {
+        sync: true,
+        publicUrl: `http://127.0.0.1:${String(port)}`,
+        pollIntervalMs: 500,
+        kafka: stack.log === 'kafka' ? { brokers: kafkaBrokers, topicPrefix: uniqueTopicPrefix() } : undefined,
+      });
       await t.app.listen({ port, host: '127.0.0.1' });
       const url = new URL(sim.url);
       stripe = new Stripe(secretKey, { host: url.hostname, port: Number(url.port), protocol: 'http', telemetry: false, maxNetworkRetries: 2 });

@@ -502,7 +502,8 @@ for (const stack of STACKS) {
 
     const signalled = Date.now();
     proc.kill('SIGTERM');
-    await waitUntil(() => proc.stdout().includes('shutting down'), 5_000, () => proc.diagnostics());
+    // The log line itself: a 503 answered to a readiness probe during start-up says "starting or shutting down" too.
+    await waitUntil(() => proc.logLines().some((l) => l.msg === 'shutting down'), 5_000, () => proc.diagnostics());
     const readyz = await fetch(`${proc.url}/readyz`, { signal: AbortSignal.timeout(3_000) }).then(
       (r) => r.status,
       () => 'refused',

@@ -32,6 +32,8 @@ export interface TestApiOptions {
   publicUrl?: string;
   pollIntervalMs?: number;
   retry?: { maxAttempts: number; initialMs: number; maxMs: number };
+  /** The Kafka log on these brokers and topics instead of the embedded log (test/support/stacks.ts). */
+  kafka?: { brokers: string[]; topicPrefix: string } | undefined;
 }
 
 export async function createTestApi(kind: StoreKind, options: TestApiOptions = {}): Promise<TestApi> {
@@ -47,6 +49,7 @@ export async function createTestApi(kind: StoreKind, options: TestApiOptions = {
     publicUrl: options.publicUrl ?? 'http://127.0.0.1:9',
     pollIntervalMs: options.pollIntervalMs ?? 60_000,
     ...(options.retry === undefined ? {} : { retry: options.retry }),
+    ...(options.kafka === undefined ? {} : { kafka: options.kafka }),
   });
   const { catalog, workspaces, connections, issues, engine, log } = parts;
   const { workspaceId } = await workspaces.bootstrap(TEST_ADMIN_KEY);

@@ -7,7 +7,9 @@
 // The second skips when PostgreSQL or Kafka does not answer, except under CI=true, where that
 // throws (and the test runner fails CI on any skipped integration test anyway).
 // PostgreSQL with the embedded log is covered by the store and log contract suites.
+import { createEmbeddedLog } from '../../src/log/embedded/embedded-log.ts';
 import { createKafkaLog } from '../../src/log/kafka/kafka-log.ts';
+import type { EventLog } from '../../src/log/log.ts';
 import { kafkaBrokers, skipUnlessKafka, uniqueTopicPrefix } from './kafka.ts';
 import { createTestStore, skipUnless, type StoreKind, type TestStore } from './stores.ts';
 
@@ -46,16 +48,24 @@ export interface TestStack extends TestStore {
   env: { DATA_DIR: string; DATABASE_URL?: string; KAFKA_BROKERS?: string; TANDEM_KAFKA_TOPIC_PREFIX?: string };
   /** In-process parts over the same stack: the Kafka options to pass to assembleParts, if any. */
   kafka: { brokers: string[]; topicPrefix: string } | undefined;
+  /**
+   * The stack's log, for questions only (lag, dead letters): no relay, no subscription. With Kafka,
+   * lag counts what the children's relay has not moved yet and what their groups have not committed.
+   */
+  openLog(): EventLog;
 }
 
 /** A fresh store of the stack's kind, and on the Kafka stack a topic prefix of its own (its topics are deleted on cleanup). */
 export async function createTestStack(stack: Stack): Promise<TestStack> {
   const testStore = await createTestStore(stack.store);
-  if (stack.log === 'embedded') return { ...testStore, stack, kafka: undefined };
+  if (stack.log === 'embedded') {
+    return { ...testStore, stack, kafka: undefined, openLog: () => createEmbeddedLog({ store: testStore.store, partitions: 16, maxAttempts: 8 }) };
+  }
   const topicPrefix = uniqueTopicPrefix();
   return {
     ...testStore,
     stack,
+    openLog: () => createKafkaLog({ store: testStore.store, brokers: kafkaBrokers, topicPrefix, partitions: 16, maxAttempts: 8, relay: false }),
     env: { ...testStore.env, KAFKA_BROKERS: kafkaBrokers.join(','), TANDEM_KAFKA_TOPIC_PREFIX: topicPrefix },
     kafka: { brokers: kafkaBrokers, topicPrefix },
     cleanup: async () => {
