@@ -241,7 +241,10 @@ export class ConnectionWorker {
       if (link === undefined || pending !== undefined || link.deleted) {
         // One key per record (per re-creation): a retried or crashed create never makes a second
         // object. The intent is stored first, so a retry knows the key and the fields it sent.
-        const idempotencyKey = `${keyBase}-${link === undefined || pending !== undefined ? 'create' : `recreate-v${String(version)}`}${retry}`;
+        // A pending create got here because its key made nothing (spent on a stored failure, or not
+        // found): the new key must differ from it, as the fields may have changed since.
+        let idempotencyKey = `${keyBase}-${link === undefined || pending !== undefined ? 'create' : `recreate-v${String(version)}`}${retry}`;
+        if (pending !== undefined && pending.externalId === `${PENDING_PREFIX}${idempotencyKey}`) idempotencyKey = `${idempotencyKey}-v${String(version)}-n${String(Date.now())}`;
         await this.#sync.saveLink({
           entityType: type,
           recordId,
