@@ -2,7 +2,9 @@
 // `rate_budgets` row of the connection (tokens, last refill, pause), taken by compare-and-set on the
 // row's version, so processes that spend against the same external account together never spend
 // more than its rate (a budget per external account, not per process). Within a process, takes are
-// served in order, one at a time, so its sync lanes do not race each other for the row.
+// served in order, one at a time, so its sync lanes do not race each other for the row; at high
+// rates a take moves a few tokens at once (at most 50 ms of the rate, half the burst) into a local
+// reserve spent first, so a busy connection does not cost two queries per external request.
 //
 // Times are the processes' clocks (ms since the epoch): hosts must agree to within a small part of a
 // second (NTP); a clock behind the row's last refill refills nothing until it catches up.
@@ -50,6 +52,9 @@ export function createSharedRateBudget(
   let rate = ratePerSecond;
   let capacity = burst;
   let queue: Promise<void> = Promise.resolve();
+  /** Tokens already taken from the row, not yet spent. */
+  let reserve = 0;
+  const batch = () => Math.max(1, Math.min(Math.floor(capacity / 2), Math.floor(rate / 20)));
 
   const row = async (): Promise<RateBudgetsTable> => {
     const found = await db.selectFrom('rate_budgets').selectAll().where('connection_id', '=', connectionId).executeTakeFirst();
@@ -67,17 +72,24 @@ export function createSharedRateBudget(
     const elapsed = Math.max(0, t - current.refilled_at);
     const tokens = Math.min(capacity, current.tokens + (elapsed / 1000) * rate);
     if (tokens < 1) return Math.max(1, Math.ceil(((1 - tokens) / rate) * 1000));
+    const taking = Math.min(batch(), Math.floor(tokens));
     const result = await db
       .updateTable('rate_budgets')
-      .set({ tokens: tokens - 1, refilled_at: Math.max(t, current.refilled_at), version: current.version + 1 })
+      .set({ tokens: tokens - taking, refilled_at: Math.max(t, current.refilled_at), version: current.version + 1 })
       .where('connection_id', '=', connectionId)
       .where('version', '=', current.version)
       .executeTakeFirst();
     // Another process spent meanwhile: read again at once.
-    return Number(result.numUpdatedRows) === 1 ? 0 : -1;
+    if (Number(result.numUpdatedRows) !== 1) return -1;
+    reserve += taking - 1;
+    return 0;
   };
 
   const acquire = async (signal?: AbortSignal) => {
+    if (reserve >= 1) {
+      reserve -= 1;
+      return;
+    }
     for (;;) {
       if (signal?.aborted === true) throw signal.reason as Error;
       const wait = await tryTake();
@@ -94,6 +106,7 @@ export function createSharedRateBudget(
     },
     pauseFor(ms) {
       const until = now() + ms;
+      reserve = 0;
       void (async () => {
         const current = await row();
         if (current.paused_until >= until) return;
