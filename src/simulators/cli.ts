@@ -1,4 +1,4 @@
-// `npm run sim -- <name> [--port N] [--host H] [--rate-limit N]`: starts one simulator standalone,
+// `npm run sim -- <name> [--port N] [--host H] [--rate-limit N] [salesforce flags]`: starts one simulator standalone,
 // prints where it listens (first line), and stops cleanly on SIGINT / SIGTERM.
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
@@ -7,7 +7,7 @@ import { findSimulator, SIMULATORS, type SimulatorDefinition } from './registry.
 function usage(): string {
   const names = SIMULATORS.map((s) => `  ${s.name.padEnd(12)} ${s.description} (default port ${s.defaultPort})`).join('\n');
   return [
-    'usage: npm run sim -- <simulator> [--port N] [--host HOST] [--rate-limit N]',
+    'usage: npm run sim -- <simulator> [--port N] [--host HOST] [--rate-limit N] [salesforce options below]',
     '',
     'simulators:',
     names,
@@ -15,7 +15,11 @@ function usage(): string {
     'options:',
     '  --port N         port to listen on (default: the simulator\'s own; 0 picks a free one)',
     '  --host HOST      interface to listen on (default 127.0.0.1)',
-    '  --rate-limit N   requests a second per account (0 turns the limit off)',
+    '  --rate-limit N   stripe: requests a second per account (0 turns the limit off)',
+    '  --client-id ID, --client-secret S   salesforce: the connected app (default tandem-sim / tandem-sim-secret)',
+    '  --username U, --password P          salesforce: the default user (client credentials run as it)',
+    '  --daily-api-limit N                 salesforce: API calls allowed in any 24 hours (default 100000)',
+    '  --session-timeout SECONDS           salesforce: access token lifetime (default 7200)',
   ].join('\n');
 }
 
@@ -39,6 +43,12 @@ async function main(argv: string[]): Promise<void> {
         port: { type: 'string' },
         host: { type: 'string' },
         'rate-limit': { type: 'string' },
+        'client-id': { type: 'string' },
+        'client-secret': { type: 'string' },
+        username: { type: 'string' },
+        password: { type: 'string' },
+        'daily-api-limit': { type: 'string' },
+        'session-timeout': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -66,6 +76,12 @@ async function main(argv: string[]): Promise<void> {
       host,
       rateLimitPerSecond: values['rate-limit'] === undefined ? undefined : wholeNumber(values['rate-limit'], 'rate-limit', 1_000_000),
       logger,
+      clientId: values['client-id'],
+      clientSecret: values['client-secret'],
+      username: values.username,
+      password: values.password,
+      dailyApiLimit: values['daily-api-limit'] === undefined ? undefined : wholeNumber(values['daily-api-limit'], 'daily-api-limit', 1_000_000_000),
+      sessionTimeoutSeconds: values['session-timeout'] === undefined ? undefined : wholeNumber(values['session-timeout'], 'session-timeout', 365 * 24 * 3600),
     });
   } catch (error) {
     const code = (error as { code?: unknown }).code;
