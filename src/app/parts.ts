@@ -13,6 +13,7 @@ import type { EventLog } from '../log/log.ts';
 import { createOutbox } from '../log/outbox.ts';
 import { createSecretBox } from '../security/secrets.ts';
 import type { Store } from '../store/store.ts';
+import type { ConnectionOwnership } from '../scale/connection-leases.ts';
 import { Connections } from '../sync/connections.ts';
 import { SyncEngine, type SyncEngineDeps } from '../sync/engine.ts';
 import { SyncIssues } from '../sync/issues.ts';
@@ -22,8 +23,16 @@ export interface PartsOptions {
   logger: Logger;
   partitions: number;
   logMaxAttempts: number;
-  /** Set: the Kafka log on these brokers (it runs the outbox relay too). Unset: the embedded log. */
-  kafka?: { brokers: string[]; topicPrefix: string } | undefined;
+  /**
+   * Set: the Kafka log on these brokers, with the outbox relay unless `relay` is false (a process
+   * without the relay role). Unset: the embedded log.
+   */
+  kafka?: { brokers: string[]; topicPrefix: string; relay?: boolean } | undefined;
+  /**
+   * Many processes on one store: which connections' workers run here, and the rate budgets shared
+   * between processes. Unset: one process runs every worker, with budgets of its own.
+   */
+  scale?: { ownership: ConnectionOwnership; rateBudget: NonNullable<SyncEngineDeps['rateBudget']> } | undefined;
   /** The key credentials are sealed with. */
   secret: string;
   /** Where external systems reach this Tandem (webhook URLs). */
@@ -57,7 +66,7 @@ export function assembleParts(options: PartsOptions): Parts {
   const log =
     options.kafka === undefined
       ? createEmbeddedLog(logOptions)
-      : createKafkaLog({ ...logOptions, brokers: options.kafka.brokers, topicPrefix: options.kafka.topicPrefix });
+      : createKafkaLog({ ...logOptions, brokers: options.kafka.brokers, topicPrefix: options.kafka.topicPrefix, relay: options.kafka.relay ?? true });
   const registry = new EntityRegistry(builtInEntities);
   const catalog = new Catalog({
     store,
@@ -78,7 +87,11 @@ export function assembleParts(options: PartsOptions): Parts {
     ids,
     publicUrl: options.publicUrl,
     defaults: { pollIntervalMs: options.pollIntervalMs },
-    onChange: (id) => void late.engine?.connectionChanged(id),
+    onChange: (id) => {
+      void late.engine?.connectionChanged(id);
+      // The other processes reload it too.
+      options.scale?.ownership.changed(id);
+    },
   });
   const issues = new SyncIssues(store, ids);
   const engine = new SyncEngine({
@@ -90,6 +103,7 @@ export function assembleParts(options: PartsOptions): Parts {
     issues,
     logger: logger.child({ component: 'sync' }),
     ...(options.retry === undefined ? {} : { retry: options.retry }),
+    ...(options.scale === undefined ? {} : { ownership: options.scale.ownership, rateBudget: options.scale.rateBudget }),
   });
   late.engine = engine;
   return { ids, log, registry, catalog, workspaces, connections, issues, engine };

@@ -15,8 +15,15 @@ import { buildApp } from '../http/app.ts';
 import type { EventLog } from '../log/log.ts';
 import { loadSecretKey } from '../security/secrets.ts';
 import { openStore } from '../store/open-store.ts';
+import { ConnectionLeases, ownsNothing, type ConnectionOwnership } from '../scale/connection-leases.ts';
+import { holdEmbeddedLogLease, type HeldLease } from '../scale/embedded-log-lease.ts';
+import { Leases, processOwnerId } from '../scale/leases.ts';
+import { createSharedRateBudget } from '../scale/shared-rate-budget.ts';
+import { createPostgresSignals, noSignals } from '../scale/signals.ts';
+import { createRateBudget } from '../sync/rate-budget.ts';
+import { buildHealthApp } from './health-app.ts';
 import type { SyncEngine } from '../sync/engine.ts';
-import type { Store } from '../store/store.ts';
+import { isUniqueViolation, type Store } from '../store/store.ts';
 
 export interface Tandem {
   readonly app: FastifyInstance;
@@ -69,8 +76,19 @@ export interface StartOptions {
 
 export async function startTandem(config: Config, logger: Logger, options: StartOptions = {}): Promise<Tandem> {
   const store = await openStore({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
+  const { roles } = config;
+  // Several processes can share a PostgreSQL store: they signal each other through it, lease the
+  // singletons (connection workers, the embedded log's consumers) and share rate budgets in it.
+  const multiProcess = store.capabilities.multiProcess;
+  const signals = multiProcess && config.databaseUrl !== undefined ? createPostgresSignals(config.databaseUrl, logger.child({ component: 'signals' })) : noSignals();
+  const owner = processOwnerId();
+  const leases = new Leases(store, owner);
+  let ownership: ConnectionOwnership | undefined;
+  if (!roles.worker) ownership = ownsNothing(signals);
+  else if (multiProcess) ownership = new ConnectionLeases({ store, owner, leaseMs: config.leaseMs, signals, logger: logger.child({ component: 'leases' }) });
   let ready = false;
   let started: EventLog | undefined;
+  let embeddedLease: HeldLease | undefined;
   try {
     const partitions = await logPartitions(store, config.log.partitions, logger);
     const { log, catalog, workspaces, connections, issues, engine } = assembleParts({
@@ -78,15 +96,27 @@ export async function startTandem(config: Config, logger: Logger, options: Start
       logger,
       partitions,
       logMaxAttempts: config.log.maxAttempts,
-      kafka: config.kafka,
+      kafka: config.kafka === undefined ? undefined : { ...config.kafka, relay: roles.relay },
       secret: loadSecretKey(config.secretKey, config.dataDir),
       publicUrl: config.publicUrl,
       pollIntervalMs: config.sync.pollMs,
+      scale:
+        ownership === undefined
+          ? undefined
+          : {
+              ownership,
+              rateBudget: multiProcess ? (id, rate) => createSharedRateBudget(store, id, rate) : (_id, rate) => createRateBudget(rate),
+            },
     });
     started = log;
 
     const announce = options.announce ?? ((text: string) => process.stdout.write(text));
-    const boot = await workspaces.bootstrap(config.adminApiKey);
+    // Processes starting together on a new database: one creates the default workspace, the others
+    // (refused by its unique key) find it.
+    const boot = await workspaces.bootstrap(config.adminApiKey).catch((error: unknown) => {
+      if (!isUniqueViolation(error)) throw error;
+      return workspaces.bootstrap(config.adminApiKey);
+    });
     if (boot.key !== undefined) {
       const file = keepAdminKey(config.dataDir, boot.key);
       announce(
@@ -96,18 +126,30 @@ export async function startTandem(config: Config, logger: Logger, options: Start
       );
     }
 
-    const app = await buildApp({
-      catalog,
-      workspaces,
-      logger,
-      bodyLimit: config.bodyLimit,
-      version: packageJson.version,
-      sync: { connections, issues, engine },
-      readiness: {
-        ready: () => ready,
-        check: () => store.ping(),
-      },
-    });
+    if (roles.worker && config.kafka === undefined && multiProcess) {
+      // The embedded log would deliver every change to each worker process: one per database.
+      embeddedLease = await holdEmbeddedLogLease({
+        leases,
+        leaseMs: config.leaseMs,
+        logger,
+        onLost: () => void engine.stop(),
+      });
+    }
+    const readiness = {
+      ready: () => ready,
+      check: () => store.ping(),
+    };
+    const app = !roles.api
+      ? await buildHealthApp(logger, readiness)
+      : await buildApp({
+          catalog,
+          workspaces,
+          logger,
+          bodyLimit: config.bodyLimit,
+          version: packageJson.version,
+          sync: { connections, issues, engine },
+          readiness,
+        });
     // Fastify's close() waits for every connection to end, but a request already in flight when it
     // began is answered `Connection: keep-alive`: a client (or proxy) that keeps that connection open
     // would hold the shutdown until TANDEM_SHUTDOWN_TIMEOUT_MS and exit 1. While stopping, answers
@@ -118,8 +160,8 @@ export async function startTandem(config: Config, logger: Logger, options: Start
       return payload;
     });
     const address = await app.listen({ port: config.port, host: config.host });
-    await engine.start();
-    const demo = config.demo
+    if (roles.worker) await engine.start();
+    const demo = config.demo && roles.api
       ? await startDemo({ connections, workspaceId: boot.workspaceId, port: config.demoStripePort, logger })
       : undefined;
     if (demo !== undefined) {
@@ -130,7 +172,8 @@ export async function startTandem(config: Config, logger: Logger, options: Start
       );
     }
     ready = true;
-    logger.info({ url: address, store: store.kind, log: config.kafka === undefined ? 'embedded' : 'kafka', partitions }, 'Tandem is listening');
+    const roleNames = Object.entries(roles).filter(([, on]) => on).map(([name]) => name);
+    logger.info({ url: address, store: store.kind, log: config.kafka === undefined ? 'embedded' : 'kafka', partitions, roles: roleNames, owner }, 'Tandem is listening');
 
     let stopping: Promise<void> | undefined;
     return {
@@ -148,9 +191,11 @@ export async function startTandem(config: Config, logger: Logger, options: Start
           ready = false;
           draining = true;
           await app.close();
-          await engine.stop();
+          if (roles.worker) await engine.stop();
+          await embeddedLease?.release();
           await demo?.stop();
           await log.close();
+          await signals.close();
           await store.close();
           logger.info('Tandem stopped');
         })();
@@ -160,6 +205,9 @@ export async function startTandem(config: Config, logger: Logger, options: Start
   } catch (error) {
     // The Kafka log's relay runs from the start: stop it before the store goes.
     await started?.close();
+    await embeddedLease?.release();
+    await ownership?.stop().catch(() => undefined);
+    await signals.close();
     await store.close();
     throw error;
   }

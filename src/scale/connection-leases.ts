@@ -136,6 +136,7 @@ export class ConnectionLeases implements ConnectionOwnership {
       }
     }
     await this.#leases.heartbeat([WORKER_ROLE], leaseMs, now);
+    const first = this.#seen === undefined;
     const rows = await store.db.selectFrom('connections').select(['id', 'status', 'updated_at']).execute();
     const current = new Map(rows.map((r) => [r.id, `${r.status}@${r.updated_at}`]));
     if (this.#seen !== undefined) {
@@ -187,7 +188,8 @@ export class ConnectionLeases implements ConnectionOwnership {
       if (await this.#leases.acquire(`${PREFIX}${id}`, leaseMs, now)) {
         this.#held.set(id, now + leaseMs);
         logger.info({ connectionId: id }, 'took the lease of a connection: its worker runs here');
-        hooks.changed(id);
+        // On the first round the engine has not loaded any connection yet: it asks owns() then.
+        if (!first) hooks.changed(id);
       }
     }
   }

@@ -8,6 +8,7 @@ import { ConnectorError, type WebhookRequest } from '../connectors/connector.ts'
 import { TandemError } from '../errors/errors.ts';
 import type { LogEntry } from '../log/change.ts';
 import type { EventLog, Subscription } from '../log/log.ts';
+import type { ConnectionOwnership } from '../scale/connection-leases.ts';
 import type { Store } from '../store/store.ts';
 import type { Connection, Connections } from './connections.ts';
 import type { SyncIssues } from './issues.ts';
@@ -25,6 +26,14 @@ export interface SyncEngineDeps {
   issues: SyncIssues;
   logger: Logger;
   retry?: WorkerDeps['retry'];
+  /**
+   * Several processes on one store: a connection's worker runs only in the process that holds its
+   * lease, and work found here for a connection run elsewhere is signalled there. Unset: every
+   * active connection's worker runs in this process.
+   */
+  ownership?: ConnectionOwnership;
+  /** Makes a connection's rate budget (shared between processes when they share a store). Default: one of this process's own. */
+  rateBudget?: (connectionId: string, ratePerSecond: number) => RateBudget;
 }
 
 export const DISPATCHER_GROUP = 'sync-dispatcher';
@@ -49,6 +58,10 @@ export class SyncEngine {
   }
 
   async start(): Promise<void> {
+    await this.#deps.ownership?.start({
+      changed: (id) => void this.connectionChanged(id),
+      wake: (id) => this.#workers.get(id)?.wake(),
+    });
     await this.#reloadAll();
     this.#subscription = this.#deps.log.subscribe({ group: DISPATCHER_GROUP, handler: (entry) => this.#dispatch(entry) });
   }
@@ -59,6 +72,15 @@ export class SyncEngine {
     await this.#reloads;
     await Promise.all([...this.#workers.values()].map((w) => w.stop()));
     this.#workers.clear();
+    // Leases go back once their workers stopped, so the next owner never overlaps this one.
+    await this.#deps.ownership?.stop();
+  }
+
+  /** Wakes the connection's worker here, or, if it runs in another process, signals that process. */
+  #wake(connectionId: string): void {
+    const worker = this.#workers.get(connectionId);
+    if (worker !== undefined) worker.wake();
+    else this.#deps.ownership?.wake(connectionId);
   }
 
   /** A connection was created, changed or deleted: reload it and restart its worker. */
@@ -98,16 +120,20 @@ export class SyncEngine {
   }
 
   #install(connection: Connection): void {
+    // A lease taken while start() loads every connection can install one twice: one worker only.
+    void this.#workers.get(connection.id)?.stop();
+    this.#workers.delete(connection.id);
     this.#byId.set(connection.id, connection);
-    this.#byWorkspace.set(connection.workspaceId, [...(this.#byWorkspace.get(connection.workspaceId) ?? []), connection]);
+    this.#byWorkspace.set(connection.workspaceId, [...(this.#byWorkspace.get(connection.workspaceId) ?? []).filter((c) => c.id !== connection.id), connection]);
     let budget = this.#budgets.get(connection.id);
     if (budget === undefined) {
-      budget = createRateBudget(connection.settings.rateLimitPerSecond);
+      budget = this.#deps.rateBudget?.(connection.id, connection.settings.rateLimitPerSecond) ?? createRateBudget(connection.settings.rateLimitPerSecond);
       this.#budgets.set(connection.id, budget);
     } else {
       budget.setRate(connection.settings.rateLimitPerSecond);
     }
     if (connection.status !== 'active') return;
+    if (this.#deps.ownership !== undefined && !this.#deps.ownership.owns(connection.id)) return;
     const worker = new ConnectionWorker(connection, {
       store: this.#deps.store,
       catalog: this.#deps.catalog,
@@ -135,7 +161,7 @@ export class SyncEngine {
       if (!wantsOutbound(connection.settings, entry.entityType)) continue;
       if (connection.client.binding(entry.entityType) === undefined) continue;
       await new SyncStore(this.#deps.store.db, connection.id).mark(entry.entityType, entry.recordId, entry.version);
-      this.#workers.get(connection.id)?.wake();
+      this.#wake(connection.id);
     }
   }
 
@@ -157,7 +183,7 @@ export class SyncEngine {
       throw new TandemError('WEBHOOK_INVALID');
     }
     const added = await new SyncStore(this.#deps.store.db, connectionId).appendExternal(notifications, 'webhook');
-    if (added > 0) this.#workers.get(connectionId)?.wake();
+    if (added > 0) this.#wake(connectionId);
     return { received: notifications.length, new: added };
   }
 
@@ -175,6 +201,6 @@ export class SyncEngine {
       );
     }
     await this.#deps.issues.resolve(issueId);
-    this.#workers.get(issue.connection_id)?.wake();
+    this.#wake(issue.connection_id);
   }
 }
