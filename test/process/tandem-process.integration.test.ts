@@ -299,7 +299,7 @@ async function burstUntilKilled(
 
 for (const stack of STACKS) {
   const kind = stack.name;
-  test(`kill -9 in the middle of a burst of writes loses no acknowledged write and splits no record from its change (${kind})`, { skip: await skipUnlessStack(stack), timeout: 90_000 }, async (t) => {
+  test(`kill -9 in the middle of a burst of writes loses no acknowledged write and splits no record from its change (${kind})`, { skip: await skipUnlessStack(stack), timeout: stack.log === 'kafka' ? 150_000 : 90_000 }, async (t) => {
     const testStore = await createTestStack(stack);
     t.after(async () => {
       await killAllTandems();
@@ -386,7 +386,7 @@ for (const stack of STACKS) {
 
 for (const stack of STACKS) {
   const kind = stack.name;
-  test(`a restart keeps the data and the admin key created on first start; SIGINT exits 0 (${kind})`, { skip: await skipUnlessStack(stack), timeout: 60_000 }, async (t) => {
+  test(`a restart keeps the data and the admin key created on first start; SIGINT exits 0 (${kind})`, { skip: await skipUnlessStack(stack), timeout: stack.log === 'kafka' ? 90_000 : 60_000 }, async (t) => {
     const testStore = await createTestStack(stack);
     t.after(async () => {
       await killAllTandems();
