@@ -1,8 +1,8 @@
 // The initial sync of a new connection: what both sides already held before it existed.
 //
 // 1. list — every object of each inbound entity type is listed from the external system, page by
-//    page, and queued as an external change of source `backfill` (carrying the listed object, so it
-//    is not fetched again). The inbound worker applies them as it does webhooks, with one addition:
+//    page, and queued as an external change of source `backfill`. The inbound worker applies them as
+//    it does webhooks (fetching the object's current state first), with one addition:
 //    an object no record is linked to is first matched to an unlinked record by the entity's
 //    `matchBy` filter (customers: the same email), and linked rather than imported as a second copy.
 // 2. apply — waits until every queued backfill change has been applied.

@@ -403,14 +403,11 @@ export class ConnectionWorker {
         return;
       }
       const carried = changes.flatMap((c) => (c.object === null ? [] : [JSON.parse(c.object) as ExternalObject]));
-      // The initial sync listed the object just now: it is not fetched again.
+      // The initial sync's own changes may match the object to an existing record. Even those are
+      // fetched: a listed object applied late (after retries) would merge an old state over newer ones.
       const backfill = changes.every((c) => c.source === BACKFILL_SOURCE);
-      let object: ExternalObject | undefined;
-      if (backfill) object = carried.at(-1);
-      else {
-        await this.#deps.budget.take(this.#signal);
-        object = await binding.get(externalId, this.#signal);
-      }
+      await this.#deps.budget.take(this.#signal);
+      let object = await binding.get(externalId, this.#signal);
       object ??= carried.at(-1);
       if (object === undefined) {
         await finish();
