@@ -3,6 +3,7 @@
 // fields, change log) but are no API calls, so they use none of the daily allocation.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
+import type { ChangeDataCapture, ChangeEvent } from './cdc.ts';
 import { SalesforceError } from './errors.ts';
 import { faultSettingsSchema, type Faults, type FaultSettings } from './faults.ts';
 import type { ApiAllocation } from './limits.ts';
@@ -49,6 +50,10 @@ export interface SalesforceSimulatorAdmin {
   /** Empties the Recycle Bin of rows deleted at least `olderThanMs` ago (default 15 days). */
   purgeRecycleBin(olderThanMs?: number): number;
   changes(sinceSeq?: number): ChangeEntry[];
+  /** Change Data Capture events still retained (72 hours), oldest first. */
+  changeEvents(): ChangeEvent[];
+  /** CometD clients that handshook and have not disconnected. */
+  cometdClients(): number;
   /** Ends every session: the next call of each client gets 401 INVALID_SESSION_ID. */
   expireSessions(): number;
   revokeRefreshTokens(): void;
@@ -76,6 +81,7 @@ export interface AdminDeps {
   rest: RestApi;
   changes: ChangeEntry[];
   stats: () => RequestStats;
+  cdc: ChangeDataCapture;
   clock: () => number;
   defaultUserId: string;
   runAsUi: <T>(fn: () => T) => T;
@@ -136,6 +142,8 @@ export function createAdmin(deps: AdminDeps): SalesforceSimulatorAdmin {
     },
     purgeRecycleBin: (olderThanMs) => deps.store.purge(deps.clock(), olderThanMs),
     changes: (sinceSeq = 0) => deps.changes.filter((c) => c.seq > sinceSeq).map((c) => ({ ...c })),
+    changeEvents: () => structuredClone(deps.cdc.events),
+    cometdClients: () => deps.cdc.clients(),
     expireSessions: () => deps.identity.expireSessions(),
     revokeRefreshTokens: () => { deps.identity.revokeRefreshTokens(); },
     addConnectedApp: (app) => { deps.identity.addApp(app); },
@@ -205,6 +213,9 @@ export async function handleAdminRequest(
         return;
       case 'GET /_sim/changes':
         json(res, 200, { data: admin.changes(Number(url.searchParams.get('since') ?? '0')) });
+        return;
+      case 'GET /_sim/change-events':
+        json(res, 200, { data: admin.changeEvents() });
         return;
       case 'GET /_sim/requests':
         json(res, 200, { stats: admin.requests(), apiUsage: admin.apiUsage(), openQueryCursors: admin.openQueryCursors() });

@@ -5,6 +5,7 @@
 // 500 (after). Every REST answer carries `Sforce-Limit-Info: api-usage=used/limit`.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { ChangeDataCapture } from './cdc.ts';
 import { createAdmin, handleAdminRequest, type ChangeEntry, type RequestStats, type SalesforceSimulatorAdmin } from './admin.ts';
 import { OAuthError, SalesforceError, invalidSession, notFound, requestLimitExceeded, unknownException } from './errors.ts';
 import { Faults, type FaultSettings } from './faults.ts';
@@ -53,6 +54,8 @@ export interface SalesforceSimulatorOptions {
   /** The newest API version served (`/services/data` lists 20.0 up to it). Default 66.0. */
   latestApiVersion?: string;
   faults?: FaultSettings;
+  /** How long a CometD /meta/connect is held when no change event comes. Default 110 s (Salesforce's). */
+  cometdPollTimeoutMs?: number;
   /** Largest request body, bytes. Default 8 MiB. */
   bodyLimit?: number;
 }
@@ -134,7 +137,8 @@ export async function startSalesforceSimulator(options: SalesforceSimulatorOptio
   const changes: ChangeEntry[] = [];
   let changeSeq = 0;
   const MAX_CHANGES = 100_000;
-  let currentCall: { clientId: string | undefined; callOptionsClient: string | undefined; userId: string } | undefined;
+  let currentCall: { clientId: string | undefined; callOptionsClient: string | undefined; userId: string; version: string | undefined } | undefined;
+  const cdc = new ChangeDataCapture({ clock: nowMs, pollTimeoutMs: options.cometdPollTimeoutMs ?? 110_000 });
 
   const rest = new RestApi({
     store,
@@ -143,6 +147,16 @@ export async function startSalesforceSimulator(options: SalesforceSimulatorOptio
     maxOpenCursors: options.maxOpenCursors ?? 10,
     orgCreatedMs,
     onWrite: (events) => {
+      const transactionKey = ChangeDataCapture.newTransactionKey();
+      const version = currentCall?.version;
+      const client = currentCall?.callOptionsClient;
+      const origin = version === undefined ? '' : `com/salesforce/api/rest/${version}${client === undefined ? '' : `;client=${client}`}`;
+      events.forEach((e, i) => {
+        const record = store.get(e.type, e.id);
+        if (record !== undefined) {
+          cdc.publish({ record, change: e.change, transactionKey, sequenceNumber: i + 1, origin, userId: currentCall?.userId ?? defaultUser.id });
+        }
+      });
       for (const e of events) {
         changeSeq += 1;
         changes.push({
@@ -173,11 +187,12 @@ export async function startSalesforceSimulator(options: SalesforceSimulatorOptio
     rest,
     changes,
     stats: () => stats,
+    cdc,
     clock: nowMs,
     defaultUserId: defaultUser.id,
     runAsUi: (fn) => {
       const previous = currentCall;
-      currentCall = { clientId: undefined, callOptionsClient: undefined, userId: defaultUser.id };
+      currentCall = { clientId: undefined, callOptionsClient: undefined, userId: defaultUser.id, version: undefined };
       try {
         return fn();
       } finally {
@@ -191,6 +206,7 @@ export async function startSalesforceSimulator(options: SalesforceSimulatorOptio
       faults.clear();
       rest.clearCursors();
       changes.length = 0;
+      cdc.clear();
       stats = emptyStats();
     },
   });
@@ -296,7 +312,7 @@ export async function startSalesforceSimulator(options: SalesforceSimulatorOptio
     const callOptions = req.headers['sforce-call-options'];
     const callClient = /(?:^|,)\s*client\s*=\s*([^,\s]+)/i.exec(Array.isArray(callOptions) ? callOptions.join(',') : (callOptions ?? ''))?.[1];
     let response: RestResponse;
-    currentCall = { clientId: session.clientId, callOptionsClient: callClient, userId: session.userId };
+    currentCall = { clientId: session.clientId, callOptionsClient: callClient, userId: session.userId, version };
     try {
       response = rest.handle({
         method,
@@ -385,6 +401,19 @@ export async function startSalesforceSimulator(options: SalesforceSimulatorOptio
     }
   }
 
+  async function handleCometd(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = (await readBody(req, 1024 * 1024)) ?? '';
+    let messages: unknown;
+    try {
+      messages = JSON.parse(body);
+    } catch {
+      send(res, 400, [{ successful: false, error: '400::Bad request: the body must be a JSON array of Bayeux messages' }]);
+      return;
+    }
+    const list = (Array.isArray(messages) ? messages : [messages]).filter((m): m is Record<string, unknown> => typeof m === 'object' && m !== null);
+    cdc.handle(list, res, bearer(req) !== undefined);
+  }
+
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://simulator');
     const path = url.pathname;
@@ -392,7 +421,9 @@ export async function startSalesforceSimulator(options: SalesforceSimulatorOptio
       ? handleAdminRequest(admin, req, res, url, readBody)
       : path === '/services/data' || path.startsWith('/services/data/')
         ? handleData(req, res, url)
-        : handleOAuth(req, res, url);
+        : /^\/cometd\/\d+\.\d\/?$/.test(path) && req.method === 'POST'
+          ? handleCometd(req, res)
+          : handleOAuth(req, res, url);
     work.catch((error: unknown) => {
       options.logger?.warn({ err: error, path }, 'Salesforce simulator: request failed');
       if (res.headersSent) res.destroy();
@@ -421,6 +452,7 @@ export async function startSalesforceSimulator(options: SalesforceSimulatorOptio
     async stop() {
       if (stopping) return;
       stopping = true;
+      cdc.stop();
       for (const res of hanging) res.destroy();
       hanging.clear();
       const closed = new Promise<void>((resolve) => server.close(() => { resolve(); }));
