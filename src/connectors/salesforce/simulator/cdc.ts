@@ -45,6 +45,8 @@ export interface WriteForCdc {
   sequenceNumber: number;
   origin: string;
   userId: string;
+  /** Publish a gap event instead: `GAP_<change>`, the header only, no field values. */
+  gap?: boolean;
 }
 
 export class ChangeDataCapture {
@@ -75,23 +77,24 @@ export class ChangeDataCapture {
     const previous = this.#published.get(write.record.id);
     const skip = new Set(['Id', 'IsDeleted', 'SystemModstamp']);
     const changed = (f: FieldDef): boolean => !skip.has(f.name) && (previous === undefined ? current[f.name] !== null : previous[f.name] !== current[f.name]);
-    const fields = write.change === 'DELETE' ? [] : def.fields.filter(changed);
+    const gap = write.gap === true;
+    const fields = write.change === 'DELETE' || gap ? [] : def.fields.filter(changed);
     if (write.change === 'DELETE') this.#published.delete(write.record.id);
     else this.#published.set(write.record.id, current);
     const payload: Record<string, unknown> = {
       ChangeEventHeader: {
         entityName: def.name,
         recordIds: [write.record.id],
-        changeType: write.change,
+        changeType: gap ? `GAP_${write.change}` : write.change,
         changeOrigin: write.origin,
         transactionKey: write.transactionKey,
         sequenceNumber: write.sequenceNumber,
         commitTimestamp: now,
         commitNumber: this.#nextReplay,
         commitUser: write.userId,
-        changedFields: write.change === 'UPDATE' ? fields.map((f) => f.name) : [],
+        changedFields: write.change === 'UPDATE' && !gap ? fields.map((f) => f.name) : [],
         diffFields: [],
-        nulledFields: write.change === 'UPDATE' ? fields.filter((f) => current[f.name] === null).map((f) => f.name) : [],
+        nulledFields: write.change === 'UPDATE' && !gap ? fields.filter((f) => current[f.name] === null).map((f) => f.name) : [],
       },
     };
     for (const f of fields) payload[f.name] = current[f.name];

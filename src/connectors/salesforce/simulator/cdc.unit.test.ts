@@ -125,6 +125,21 @@ test('per-object channels, replay from a stored replay id, -2 for everything ret
   await everything.close();
 });
 
+test('with cdcGapRate, changes come as gap events: GAP_ change types, the header only', async () => {
+  const all = await subscribe('/data/ChangeEvents', -1);
+  sim.admin.setFaults({ cdcGapRate: 1 });
+  const { id = '' } = await conn.sobject('Contact').create({ LastName: 'Gappy', Email: 'gap@example.com' });
+  await conn.sobject('Contact').update({ Id: id, Title: 'Lost detail' });
+  sim.admin.clearFaults();
+  const [created, updated] = await all.next(2);
+  assert.equal(created?.payload.ChangeEventHeader.changeType, 'GAP_CREATE');
+  assert.deepEqual(created.payload.ChangeEventHeader.recordIds, [id]);
+  assert.equal(created.payload.LastName, undefined);
+  assert.equal(updated?.payload.ChangeEventHeader.changeType, 'GAP_UPDATE');
+  assert.deepEqual(updated.payload.ChangeEventHeader.changedFields, []);
+  await all.close();
+});
+
 test('events older than 72 hours are gone: replaying from one of them is refused', async () => {
   const old = sim.admin.changeEvents()[0]?.replayId ?? 1;
   clock.advance(73 * 60 * 60 * 1000);

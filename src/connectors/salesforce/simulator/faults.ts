@@ -19,6 +19,8 @@ export const faultSettingsSchema = z.strictObject({
   hangPhase: z.enum(['before', 'after']).optional(),
   /** The next N API calls get 403 REQUEST_LIMIT_EXCEEDED (counts down). */
   requestLimitBurst: z.number().int().min(0).max(1_000_000).optional(),
+  /** Share of change events published as gap events (GAP_CREATE / GAP_UPDATE / GAP_DELETE: header only, refetch the record). */
+  cdcGapRate: rate.optional(),
   /** Seeds the PRNG (otherwise random). */
   seed: z.number().int().optional(),
 });
@@ -74,6 +76,10 @@ export class Faults {
     const phase = this.#settings.errorPhase ?? 'before';
     if (phase !== 'any') return phase;
     return this.#random() < 0.5 ? 'before' : 'after';
+  }
+
+  cdcGap(): boolean {
+    return this.#chance(this.#settings.cdcGapRate);
   }
 
   hang(): 'before' | 'after' | undefined {

@@ -154,7 +154,7 @@ export async function startSalesforceSimulator(options: SalesforceSimulatorOptio
       events.forEach((e, i) => {
         const record = store.get(e.type, e.id);
         if (record !== undefined) {
-          cdc.publish({ record, change: e.change, transactionKey, sequenceNumber: i + 1, origin, userId: currentCall?.userId ?? defaultUser.id });
+          cdc.publish({ record, change: e.change, transactionKey, sequenceNumber: i + 1, origin, userId: currentCall?.userId ?? defaultUser.id, gap: faults.cdcGap() });
         }
       });
       for (const e of events) {
