@@ -44,6 +44,8 @@ export class RecordStore {
   /** type → field → lower-cased value → id (live records only). */
   readonly #unique = new Map<string, Map<string, Map<string, string>>>();
   readonly #ids = new Map<string, IdSequence>();
+  /** Parent id → live children (`type:id`) that point at it through a reference field. */
+  readonly #children = new Map<string, Set<string>>();
   /** Latest hard purge from the Recycle Bin (for `earliestDateAvailable`). */
   purgedBeforeMs = 0;
 
@@ -114,8 +116,26 @@ export class RecordStore {
     this.#index(record);
   }
 
+  #references(record: StoredRecord): string[] {
+    const def = SOBJECTS.get(record.type.toLowerCase());
+    const out: string[] = [];
+    for (const f of def?.fields ?? []) {
+      const value = record.values[f.name];
+      if (f.type === 'reference' && f.referenceTo[0] !== 'User' && typeof value === 'string') out.push(value);
+    }
+    return out;
+  }
+
   #index(record: StoredRecord): void {
     if (record.deletedAtMs !== undefined) return;
+    for (const parent of this.#references(record)) {
+      let set = this.#children.get(parent);
+      if (set === undefined) {
+        set = new Set();
+        this.#children.set(parent, set);
+      }
+      set.add(`${record.type}:${record.id}`);
+    }
     for (const [field, index] of this.#unique.get(record.type) ?? []) {
       const value = record.values[field];
       if (typeof value === 'string') index.set(value.toLowerCase(), record.id);
@@ -123,6 +143,11 @@ export class RecordStore {
   }
 
   #unindex(record: StoredRecord): void {
+    for (const parent of this.#references(record)) {
+      const set = this.#children.get(parent);
+      set?.delete(`${record.type}:${record.id}`);
+      if (set?.size === 0) this.#children.delete(parent);
+    }
     for (const [field, index] of this.#unique.get(record.type) ?? []) {
       const value = record.values[field];
       if (typeof value === 'string' && index.get(value.toLowerCase()) === record.id) index.delete(value.toLowerCase());
@@ -283,8 +308,10 @@ export class RecordStore {
       if (!child.cascadeDelete) continue;
       const childDef = SOBJECTS.get(child.childSObject.toLowerCase());
       if (childDef === undefined) continue;
-      for (const r of this.all(childDef.name)) {
-        if (r.deletedAtMs === undefined && r.values[child.field] === current.id) this.#softDelete(r, now, ctx);
+      for (const key of [...(this.#children.get(current.id) ?? [])]) {
+        const [type = '', id = ''] = key.split(':');
+        const r = type === childDef.name ? this.#table(type).get(id) : undefined;
+        if (r !== undefined && r.deletedAtMs === undefined && r.values[child.field] === current.id) this.#softDelete(r, now, ctx);
       }
     }
     return this.#softDelete(current, now, ctx);
@@ -318,6 +345,7 @@ export class RecordStore {
 
   clear(): void {
     for (const table of this.#records.values()) table.clear();
+    this.#children.clear();
     for (const indexes of this.#unique.values()) for (const index of indexes.values()) index.clear();
     this.purgedBeforeMs = 0;
   }
