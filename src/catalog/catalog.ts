@@ -210,6 +210,12 @@ export class Catalog {
     }
   }
 
+  /** The record a create with this idempotency key made (as it answered then), or undefined. */
+  async createdWith(workspaceId: string, idempotencyKey: string): Promise<RecordView | undefined> {
+    const row = await this.#records(this.#deps.store.db, workspaceId).findIdempotencyKey(idempotencyKey);
+    return row === undefined ? undefined : (JSON.parse(row.response) as RecordView);
+  }
+
   async #replay(workspaceId: string, idempotency: { key: string; fingerprint: string }): Promise<RecordView | undefined> {
     const row = await this.#records(this.#deps.store.db, workspaceId).findIdempotencyKey(idempotency.key);
     if (row === undefined) return undefined;

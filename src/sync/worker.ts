@@ -477,6 +477,7 @@ export class ConnectionWorker {
       const own = object.tandemId === undefined ? undefined : await this.#localRecord(type, object.tandemId);
       if (own !== undefined) link = await this.#relink(type, binding, object, own, createdAs);
       else if (!object.deleted) link = (match ? await this.#match(type, binding, object) : undefined) ?? (await this.#import(type, binding, object));
+      else link = await this.#importedUnlinked(type, binding, object);
       if (link === undefined) return;
     }
     if (link.deleted) return;
@@ -586,6 +587,31 @@ export class ConnectionWorker {
   }
 
   /**
+   * A deleted object no link names may still have been imported: a crash came between the import's
+   * create and its link. Its record is found by the import's idempotency key and linked, so the
+   * deletion reaches it (otherwise it would stay live for good).
+   */
+  async #importedUnlinked(type: string, binding: EntityBinding, object: ExternalObject): Promise<Link | undefined> {
+    const record = await this.#deps.catalog.createdWith(this.connection.workspaceId, this.#importKey(object.id));
+    if (record === undefined || (await this.#sync.linkByRecord(type, record.id)) !== undefined) return undefined;
+    const link: Link = {
+      entityType: type,
+      recordId: record.id,
+      externalId: object.id,
+      base: canonical(binding, record),
+      localVersion: record.version,
+      externalVersion: null,
+      deleted: false,
+    };
+    await this.#sync.saveLink(link);
+    return link;
+  }
+
+  #importKey(externalId: string): string {
+    return `tandem-import-${this.connection.id}-${externalId}`;
+  }
+
+  /**
    * An object Tandem does not know: a new record. The create is idempotent by the object's id, so a
    * crash between it and the link never makes a second record.
    */
@@ -597,7 +623,7 @@ export class ConnectionWorker {
     }
     const { record } = await this.#deps.catalog.create(this.connection.workspaceId, type, input.data, {
       origin: this.#origin,
-      idempotency: { key: `tandem-import-${this.connection.id}-${object.id}`, fingerprint: 'tandem-import' },
+      idempotency: { key: this.#importKey(object.id), fingerprint: 'tandem-import' },
     });
     // The base is the record as it was created; a replayed create then merges what changed since.
     const link: Link = {
