@@ -137,4 +137,5 @@ test('admin routes: faults, limits, records, changes (with Sforce-Call-Options c
   assert.ok(((await (await post('expire-sessions', {})).json()) as { expired: number }).expired >= 1);
   const expired = await get('/sobjects');
   assert.equal(expired.status, 401);
+  assert.match(expired.headers.get('sforce-limit-info') ?? '', /^api-usage=\d+\/1000$/); // 401s carry it too, and are not counted
 });

@@ -275,7 +275,7 @@ export async function startSalesforceSimulator(options: SalesforceSimulatorOptio
     if (session === undefined) {
       stats.invalidSession += 1;
       const e = invalidSession();
-      send(res, e.status, e.body(), e.headers);
+      send(res, e.status, e.body(), { ...limitHeader(), ...e.headers });
       count(route, e.status);
       return;
     }
