@@ -80,7 +80,9 @@ function fetchLibs() {
   const result = spawnSync(
     'mvn',
     ['-B', '-q', '-Dstyle.color=never', '-f', pom, 'dependency:copy-dependencies', '-DincludeScope=runtime', `-DoutputDirectory=${libs}`],
-    { stdio: ['ignore', 'inherit', 'inherit'] },
+    // Maven's output goes to stderr: stdout carries only the KAFKA_BROKERS line (Maven may end its
+    // output with colour codes and no newline, which would run into that line).
+    { stdio: ['ignore', process.stderr, 'inherit'] },
   );
   if (result.status !== 0) fail(`mvn dependency:copy-dependencies failed (exit ${result.status ?? result.signal})`);
   writeFileSync(libsStamp, `${pomHash}\n`);
