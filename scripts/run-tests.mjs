@@ -39,11 +39,14 @@ const TIERS = {
   integration: {
     patterns: searched.map((dir) => `${dir}/**/*.integration.test.${extensions}`),
     testTimeoutMs: 120_000,
-    // Longer than the longest test: the 5,000-change scale-out test allows itself 5.5 minutes.
-    idleTimeoutMs: 360_000,
+    // Files run two at a time but report in name order, so a long file before them keeps the
+    // finished ones silent: the silence limit is longer than the longest file (the scale-out tests,
+    // several minutes on a loaded machine), the tier's the backstop.
+    idleTimeoutMs: 540_000,
     // Both stacks (SQLite + embedded log, PostgreSQL + Kafka) and the scale-out tests with real
-    // processes and the real broker: about 8-9 minutes on 2 quiet cores; more on a loaded machine.
-    tierTimeoutMs: 13 * 60_000,
+    // processes and the real broker; measured at over 12 minutes on the shared 2-core machine
+    // under a load average of 8-10 from other work.
+    tierTimeoutMs: 14 * 60_000,
     skipsFailInCi: true,
   },
 };
