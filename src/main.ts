@@ -1,7 +1,6 @@
 // `npm start`: reads the configuration, starts Tandem, and stops it gracefully on SIGTERM/SIGINT.
 import { pino } from 'pino';
 import { ConfigError, loadConfig, type Config } from './config/config.ts';
-import { startTandem } from './app/tandem.ts';
 
 function configOrExit(): Config {
   try {
@@ -22,6 +21,9 @@ const logger = pino({
 });
 
 try {
+  // Loaded once the configuration is known to be good: a bad one is reported at once, without first
+  // loading the HTTP server, the database drivers and the Kafka client.
+  const { startTandem } = await import('./app/tandem.ts');
   const tandem = await startTandem(config, logger);
   let signals = 0;
   const shutdown = (signal: string) => {
