@@ -467,6 +467,12 @@ describe('scale-out on PostgreSQL + Kafka (real processes, real broker)', { skip
     // Freeze the relay, commit 300 changes (a writer in this process), lock every progress row, and
     // let the relay go on: it produces all of them in one round (Kafka acknowledges), then waits in
     // the UPDATE that would record its progress — where it is killed.
+    // Right after the relay renewed all its leases (one row after the other), so the next renewal
+    // (due a third of the 15 s lease later) does not fall into the locked window and block the
+    // relay before it produces.
+    const leaseTimes = async () => db.selectFrom('log_relay_progress').select((eb) => [eb.fn.min('lease_until').as('first'), eb.fn.max('lease_until').as('last')]).executeTakeFirstOrThrow();
+    const before = (await leaseTimes()).last;
+    await waitUntil(async () => (await leaseTimes()).first > before, 15_000, () => relay.diagnostics(), 20);
     relay.kill('SIGSTOP');
     const writer = assembleParts({ store: world.stack.store, logger: pino({ level: 'silent' }), partitions: 16, logMaxAttempts: 8, secret: SECRET, publicUrl: 'http://127.0.0.1:9', pollIntervalMs: 60_000 });
     t.after(() => writer.log.close());
