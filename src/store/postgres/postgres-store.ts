@@ -15,6 +15,9 @@ types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value));
 
 export function createPostgresStore(connectionString: string, options: { poolSize?: number } = {}): Store {
   const pool = new pg.Pool({ connectionString, max: options.poolSize ?? 10, types });
+  // An idle pooled connection the server ends (a restart, a terminated backend) is dropped from the
+  // pool and replaced on the next query; without a listener its 'error' would crash the process.
+  pool.on('error', () => undefined);
   const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
   return storeOver('postgres', db, capabilities);
 }
