@@ -106,3 +106,32 @@ export function backoffDelay(attempt: number, backoff: BackoffOptions, random: (
   const cap = Math.min(backoff.maxMs, backoff.initialMs * 2 ** exponent);
   return Math.floor(random() * cap);
 }
+
+// Helpers every log implementation uses.
+
+export function positiveInteger(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer (got ${value})`);
+  return value;
+}
+
+/** Reads the flag through a call, so TypeScript does not keep a narrowing across awaits. */
+export function aborted(signal: AbortSignal): boolean {
+  return signal.aborted;
+}
+
+/** Resolves after ms, or at once when the signal aborts; never rejects. */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) {
+      resolve();
+      return;
+    }
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

@@ -4,8 +4,9 @@
 import { sql } from 'kysely';
 import type { ChangesTable } from '../store/schema.ts';
 import { prepared } from '../store/prepared.ts';
-import type { Tx } from '../store/store.ts';
+import type { Db, Tx } from '../store/store.ts';
 import { partitionFor, type Change, type LogEntry } from './change.ts';
+import type { DeadLetter } from './log.ts';
 
 export interface Outbox {
   readonly partitions: number;
@@ -103,4 +104,25 @@ export function entryFromRow(row: ChangesTable): LogEntry {
     correlationId: row.correlation_id,
     createdAt: row.created_at,
   };
+}
+
+/** A group's dead letters (`log_dead_letters`, oldest first) with the entries the outbox still holds. */
+export async function readDeadLetters(db: Db, group: string): Promise<DeadLetter[]> {
+  const rows = await db.selectFrom('log_dead_letters').selectAll().where('group_name', '=', group).orderBy('id').execute();
+  const entries = new Map<string, LogEntry>();
+  const ids = [...new Set(rows.map((row) => row.change_id))];
+  for (let i = 0; i < ids.length; i += 500) {
+    const changes = await db.selectFrom('changes').selectAll().where('id', 'in', ids.slice(i, i + 500)).execute();
+    for (const change of changes) entries.set(change.id, entryFromRow(change));
+  }
+  return rows.map((row) => ({
+    group: row.group_name,
+    partition: row.partition,
+    offset: row.offset,
+    changeId: row.change_id,
+    attempts: row.attempts,
+    error: row.error,
+    createdAt: row.created_at,
+    entry: entries.get(row.change_id),
+  }));
 }

@@ -2,35 +2,26 @@
 // end up on both sides once — the ones they share (same email) linked, not copied.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import Stripe from 'stripe';
-import { startStripeSimulator, type StripeSimulator } from '../connectors/stripe/simulator/index.ts';
-import { createTestApi, type TestApi } from '../../test/support/api.ts';
-import { freePort, waitUntil } from '../../test/support/process.ts';
+import { waitUntil } from '../../test/support/process.ts';
+import { startStripeWorld, type StripeWorld } from '../../test/support/stripe-world.ts';
 import { STORE_KINDS, skipUnless } from '../../test/support/stores.ts';
 
 type Json = Record<string, unknown> & { id: string };
 
 for (const kind of STORE_KINDS) {
   describe(`initial sync of a new Stripe connection on ${kind}`, { skip: await skipUnless(kind) }, () => {
-    let sim: StripeSimulator;
-    let t: TestApi;
+    let world: StripeWorld;
     const secretKey = `sk_test_backfill_${kind}_${String(Date.now())}`;
 
     before(async () => {
-      sim = await startStripeSimulator({ rateLimitPerSecond: 0, delivery: { retryDelaysMs: [50, 100, 200] } });
-      const port = await freePort();
-      t = await createTestApi(kind, { sync: true, publicUrl: `http://127.0.0.1:${String(port)}`, pollIntervalMs: 300 });
-      await t.app.listen({ port, host: '127.0.0.1' });
+      world = await startStripeWorld(kind);
     });
 
-    after(async () => {
-      await t.cleanup();
-      await sim.stop();
-    });
+    after(() => world.stop());
 
     test('existing customers of both sides meet once: shared ones linked and merged, the rest copied across', { timeout: 60_000 }, async () => {
-      const url = new URL(sim.url);
-      const stripe = new Stripe(secretKey, { host: url.hostname, port: Number(url.port), protocol: 'http', telemetry: false });
+      const { sim, t } = world;
+      const stripe = world.stripe(secretKey);
       // Before the connection: Tandem holds Ada (shared) and Bob; Stripe holds Ada and Cy.
       const ada = (
         await t.call('POST', '/api/v1/customers', { name: 'Ada Lovelace', email: 'ada@example.com', metadata: { plan: 'pro' } })
@@ -39,9 +30,7 @@ for (const kind of STORE_KINDS) {
       const stripeAda = await stripe.customers.create({ name: 'Ada L.', email: 'ada@example.com', phone: '+44 20 7946 0000', metadata: { crm: '42' } });
       const stripeCy = await stripe.customers.create({ name: 'Cy', email: 'cy@example.com' });
 
-      const res = await t.call('POST', '/api/v1/connections', { connector: 'stripe', name: 'Stripe', credentials: { secretKey }, settings: { apiBaseUrl: sim.url } });
-      assert.equal(res.statusCode, 201, res.body);
-      const connectionId = res.json<Json>().id;
+      const connectionId = await world.connect(secretKey);
 
       const done = async () =>
         (await t.store.db.selectFrom('connection_cursors').select('value').where('connection_id', '=', connectionId).where('name', '=', 'backfill').executeTakeFirst())

@@ -2,44 +2,33 @@
 // import made is found by the import's idempotency key and deleted too, not left live for good.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import Stripe from 'stripe';
-import { startStripeSimulator, type StripeSimulator } from '../connectors/stripe/simulator/index.ts';
-import { createTestApi, type TestApi } from '../../test/support/api.ts';
-import { freePort, waitUntil } from '../../test/support/process.ts';
+import { waitUntil } from '../../test/support/process.ts';
+import { startStripeWorld, type StripeWorld } from '../../test/support/stripe-world.ts';
 import { STORE_KINDS, skipUnless } from '../../test/support/stores.ts';
 
 type Json = Record<string, unknown> & { id: string };
 
 for (const kind of STORE_KINDS) {
   describe(`an import cut short by a crash on ${kind}`, { skip: await skipUnless(kind) }, () => {
-    let sim: StripeSimulator;
-    let t: TestApi;
+    let world: StripeWorld;
     const secretKey = `sk_test_import_crash_${kind}_${String(Date.now())}`;
 
     before(async () => {
-      sim = await startStripeSimulator({ rateLimitPerSecond: 0, delivery: { retryDelaysMs: [50, 100, 200] } });
-      const port = await freePort();
-      t = await createTestApi(kind, { sync: true, publicUrl: `http://127.0.0.1:${String(port)}`, pollIntervalMs: 300 });
-      await t.app.listen({ port, host: '127.0.0.1' });
+      world = await startStripeWorld(kind);
     });
 
-    after(async () => {
-      await t.cleanup();
-      await sim.stop();
-    });
+    after(() => world.stop());
 
     test('the deletion of its object reaches the record the import made before the crash', { timeout: 60_000 }, async () => {
-      const res = await t.call('POST', '/api/v1/connections', { connector: 'stripe', name: 'Stripe', credentials: { secretKey }, settings: { apiBaseUrl: sim.url } });
-      assert.equal(res.statusCode, 201, res.body);
-      const connectionId = res.json<Json>().id;
+      const { t } = world;
+      const connectionId = await world.connect(secretKey);
       await t.parts.engine.settled();
       assert.equal((await t.call('POST', `/api/v1/connections/${connectionId}/pause`)).statusCode, 200);
       await t.parts.engine.settled();
 
       // While the worker is paused: Stripe makes a customer, and Tandem's import of it committed its
       // record (as it does, with the import's idempotency key) but crashed before the link.
-      const url = new URL(sim.url);
-      const stripe = new Stripe(secretKey, { host: url.hostname, port: Number(url.port), protocol: 'http', telemetry: false });
+      const stripe = world.stripe(secretKey);
       const remote = await stripe.customers.create({ name: 'Short-lived', email: 'short@example.com' });
       const { record } = await t.catalog.create(t.workspaceId, 'customer', { name: 'Short-lived', email: 'short@example.com' }, {
         origin: `connection:${connectionId}`,

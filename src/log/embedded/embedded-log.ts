@@ -10,12 +10,15 @@
 //
 // One consuming process per group: two processes consuming the same group of one PostgreSQL
 // database would both deliver every entry. Scale-out across processes uses the Kafka log.
-import { entryFromRow } from '../outbox.ts';
+import { entryFromRow, readDeadLetters } from '../outbox.ts';
 import type { Store } from '../../store/store.ts';
 import type { ChangesTable } from '../../store/schema.ts';
 import type { LogEntry } from '../change.ts';
 import {
+  aborted,
   backoffDelay,
+  positiveInteger,
+  sleep,
   describeError,
   type BackoffOptions,
   type ChangeHandler,
@@ -66,22 +69,12 @@ interface Settings {
   turns: Turns;
 }
 
-function positiveInteger(name: string, value: number): number {
-  if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer (got ${value})`);
-  return value;
-}
-
 function checkBackoff(backoff: BackoffOptions): BackoffOptions {
   const { initialMs, maxMs } = backoff;
   if (!(initialMs >= 0) || !(maxMs >= initialMs)) {
     throw new RangeError(`backoff must satisfy 0 <= initialMs <= maxMs (got ${initialMs}, ${maxMs})`);
   }
   return { initialMs, maxMs };
-}
-
-/** Reads the flag through a call, so TypeScript does not keep a narrowing across awaits. */
-function aborted(signal: AbortSignal): boolean {
-  return signal.aborted;
 }
 
 /** How long a worker runs handlers before it lets the event loop (and the other workers) go on. */
@@ -112,23 +105,6 @@ class Turns {
       if (this.#waiting.length > 0) this.#schedule();
     });
   }
-}
-
-/** Resolves after ms, or at once when the signal aborts; never rejects. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) {
-      resolve();
-      return;
-    }
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
 
 class EmbeddedLog implements EventLog {
@@ -191,33 +167,7 @@ class EmbeddedLog implements EventLog {
   }
 
   async deadLetters(group: string): Promise<DeadLetter[]> {
-    const { db } = this.#settings.store;
-    const rows = await db
-      .selectFrom('log_dead_letters')
-      .selectAll()
-      .where('group_name', '=', group)
-      .orderBy('id')
-      .execute();
-    const entries = new Map<string, LogEntry>();
-    const ids = [...new Set(rows.map((row) => row.change_id))];
-    for (let i = 0; i < ids.length; i += 500) {
-      const changes = await db
-        .selectFrom('changes')
-        .selectAll()
-        .where('id', 'in', ids.slice(i, i + 500))
-        .execute();
-      for (const change of changes) entries.set(change.id, entryFromRow(change));
-    }
-    return rows.map((row) => ({
-      group: row.group_name,
-      partition: row.partition,
-      offset: row.offset,
-      changeId: row.change_id,
-      attempts: row.attempts,
-      error: row.error,
-      createdAt: row.created_at,
-      entry: entries.get(row.change_id),
-    }));
+    return readDeadLetters(this.#settings.store.db, group);
   }
 
   async lag(group: string): Promise<number> {

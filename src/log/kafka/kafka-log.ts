@@ -30,9 +30,12 @@ import {
 } from '@platformatic/kafka';
 import type { Store } from '../../store/store.ts';
 import type { LogEntry } from '../change.ts';
-import { entryFromRow } from '../outbox.ts';
+import { readDeadLetters } from '../outbox.ts';
 import {
+  aborted,
   backoffDelay,
+  positiveInteger,
+  sleep,
   describeError,
   type BackoffOptions,
   type ChangeHandler,
@@ -93,31 +96,6 @@ export interface KafkaLog extends EventLog {
 /** Creates the Kafka log over a migrated store and starts its relay. Close it before the store. */
 export function createKafkaLog(options: KafkaLogOptions): KafkaLog {
   return new KafkaEventLog(options);
-}
-
-function positiveInteger(name: string, value: number): number {
-  if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer (got ${value})`);
-  return value;
-}
-
-function aborted(signal: AbortSignal): boolean {
-  return signal.aborted;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) {
-      resolve();
-      return;
-    }
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
 
 interface Settings {
@@ -258,24 +236,7 @@ class KafkaEventLog implements KafkaLog {
   }
 
   async deadLetters(group: string): Promise<DeadLetter[]> {
-    const { db } = this.#settings.store;
-    const rows = await db.selectFrom('log_dead_letters').selectAll().where('group_name', '=', group).orderBy('id').execute();
-    const entries = new Map<string, LogEntry>();
-    const ids = [...new Set(rows.map((row) => row.change_id))];
-    for (let i = 0; i < ids.length; i += 500) {
-      const changes = await db.selectFrom('changes').selectAll().where('id', 'in', ids.slice(i, i + 500)).execute();
-      for (const change of changes) entries.set(change.id, entryFromRow(change));
-    }
-    return rows.map((row) => ({
-      group: row.group_name,
-      partition: row.partition,
-      offset: row.offset,
-      changeId: row.change_id,
-      attempts: row.attempts,
-      error: row.error,
-      createdAt: row.created_at,
-      entry: entries.get(row.change_id),
-    }));
+    return readDeadLetters(this.#settings.store.db, group);
   }
 
   /**

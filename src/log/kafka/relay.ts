@@ -20,7 +20,7 @@ import { randomUUID } from 'node:crypto';
 import type { Producer } from '@platformatic/kafka';
 import type { Store } from '../../store/store.ts';
 import { entryFromRow } from '../outbox.ts';
-import { backoffDelay, type LogLogger } from '../log.ts';
+import { aborted, backoffDelay, sleep, type LogLogger } from '../log.ts';
 import { encodeEntry } from './codec.ts';
 
 export interface RelayProgressTable {
@@ -68,27 +68,6 @@ export class RelayHalted extends Error {
 }
 
 const DEFAULTS = { batchSize: 500, idlePollMs: 100, leaseMs: 15_000, produceTimeoutMs: 5_000 } as const;
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) {
-      resolve();
-      return;
-    }
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
-
-/** Reads the flag through a call, so TypeScript does not keep a narrowing across awaits. */
-function aborted(signal: AbortSignal): boolean {
-  return signal.aborted;
-}
 
 export class OutboxRelay {
   readonly owner: string;
