@@ -60,6 +60,8 @@ export class Backfill {
   readonly #sync: SyncStore;
   #retryAt = 0;
   #failures = 0;
+  /** Once done (or never started), the worker's passes no longer read the state. */
+  #finished = false;
 
   constructor(connection: Connection, deps: BackfillDeps) {
     this.#connection = connection;
@@ -69,11 +71,13 @@ export class Backfill {
 
   /** Does one bounded piece of the backfill; answers how much it did (0: nothing to do now). */
   async step(signal: AbortSignal): Promise<number> {
-    if (Date.now() < this.#retryAt) return 0;
+    if (this.#finished || Date.now() < this.#retryAt) return 0;
     const raw = await this.#sync.cursor(BACKFILL_CURSOR);
-    if (raw === undefined) return 0;
-    const state = JSON.parse(raw) as BackfillState;
-    if (state.phase === 'done') return 0;
+    const state = raw === undefined ? undefined : (JSON.parse(raw) as BackfillState);
+    if (state === undefined || state.phase === 'done') {
+      this.#finished = true;
+      return 0;
+    }
     try {
       const did = await this.#advance(state, signal);
       this.#failures = 0;
