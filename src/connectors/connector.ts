@@ -17,7 +17,13 @@ export type FailureKind =
   /** The request itself is wrong for this object (validation, missing object): a sync issue. */
   | 'fatal'
   /** The credentials no longer work: pause the connection until someone fixes them. */
-  | 'auth';
+  | 'auth'
+  /**
+   * The account's API allocation is used up (Salesforce's daily `REQUEST_LIMIT_EXCEEDED`): the whole
+   * connection waits `retryAfterMs` (its status says why, for everyone to see) and then resumes by
+   * itself. Not a failure of the record: it does not use up its attempts. Other connections go on.
+   */
+  | 'quota';
 
 export class ConnectorError extends Error {
   readonly kind: FailureKind;
@@ -90,6 +96,24 @@ export interface WriteOptions {
   signal?: AbortSignal | undefined;
 }
 
+/** One write of a batch (`EntityBinding.writeMany`): the same write create/update/delete would make. */
+export type BatchWrite =
+  | { op: 'create'; tandemId: string; fields: Record<string, unknown>; idempotencyKey: string }
+  | { op: 'update'; externalId: string; tandemId: string; fields: Record<string, unknown>; previous?: Record<string, unknown> | undefined; idempotencyKey: string }
+  | { op: 'delete'; externalId: string; idempotencyKey: string };
+
+/** What became of one write of a batch: what create/update answer (undefined for a delete), or its own failure. */
+export type BatchOutcome = { ok: true; object: ExternalObject | undefined } | { ok: false; error: ConnectorError };
+
+export interface BatchOptions {
+  signal?: AbortSignal | undefined;
+  /**
+   * Called before every API request the batch makes (it waits for the connection's rate budget):
+   * a batch may take more than one request (Salesforce: the Accounts, then their Contacts).
+   */
+  beforeRequest: () => Promise<void>;
+}
+
 export interface UpdateOptions extends WriteOptions {
   /**
    * What the engine believes the external object holds (the link's base, canonical fields): lets
@@ -98,6 +122,8 @@ export interface UpdateOptions extends WriteOptions {
    * current object first when it needs to.
    */
   previous?: Record<string, unknown> | undefined;
+  /** The Tandem record the object is linked to (the engine always gives it). */
+  tandemId?: string | undefined;
 }
 
 /** CRUD of one entity type in the external system, in canonical fields. */
@@ -120,6 +146,18 @@ export interface EntityBinding {
   delete(externalId: string, options: WriteOptions): Promise<void>;
   /** The current object, `deleted: true` if deleted, or undefined if it never existed. */
   get(externalId: string, signal?: AbortSignal): Promise<ExternalObject | undefined>;
+  /** The most writes one writeMany call takes (Salesforce's sObject Collections: 200). */
+  readonly maxBatch?: number;
+  /**
+   * Several writes in as few requests as the system allows (Salesforce: sObject Collections), for
+   * bursts. One outcome per write, in order; a write's own refusal is its outcome, with the
+   * ConnectorError create/update/delete would have thrown. A failure of the whole request (network,
+   * 5xx, 429, auth, quota) throws, as a single write does: the engine retries every write of it.
+   * Each write keeps the guarantees of its single form (a create is idempotent by its Tandem id or
+   * key, an update writes only its fields, a delete of a deleted object succeeds).
+   * At most maxBatch writes, each for a different object. Absent: the engine writes one by one.
+   */
+  writeMany?(writes: readonly BatchWrite[], options: BatchOptions): Promise<BatchOutcome[]>;
   /** Finds the object created for a Tandem record (after a crash between create and link). */
   findByTandemId?(tandemId: string, signal?: AbortSignal): Promise<ExternalObject | undefined>;
   /** Every object, page by page, for backfill and reconciliation. */
@@ -145,6 +183,19 @@ export interface PollResult {
   cursor: string;
   /** True when more is waiting right away (poll again without waiting). */
   more: boolean;
+  /**
+   * The feed no longer reaches back to the cursor (Salesforce's delete log was purged past it):
+   * changes may have been missed. The engine re-reads every object it has linked and lists the
+   * system again (a full resync); an object the system no longer has at all is taken as deleted.
+   */
+  resync?: boolean | undefined;
+}
+
+/** One batch of a pushed change feed (`ConnectorClient.stream`). */
+export interface StreamBatch {
+  notifications: ExternalNotification[];
+  /** Where the stream resumes after this batch (Salesforce: the last replay id); stored by the engine once the notifications are. */
+  cursor: string;
 }
 
 /** A live client for one connection: made from its credentials and settings. */
@@ -163,6 +214,16 @@ export interface ConnectorClient {
   parseWebhook?(request: WebhookRequest, secret: string, now?: Date): ExternalNotification[];
   /** Reads the change feed from `cursor` (undefined: start from now). The safety net for lost webhooks. */
   poll?(cursor: string | undefined, signal?: AbortSignal): Promise<PollResult>;
+  /**
+   * Holds a pushed change feed open (Salesforce Change Data Capture over CometD) from `cursor`
+   * (undefined: changes from now on) and calls onBatch for each batch, in order, awaiting it before
+   * the next. Changes this connection made itself (recognised by the system, e.g. `changeOrigin`)
+   * are not passed on. Resolves once `signal` aborts; rejects with a ConnectorError when the feed
+   * cannot go on (the engine subscribes again after a backoff, from the last cursor it stored, and
+   * the poll covers the gap). A cursor the system no longer keeps: reject with kind 'fatal' and
+   * externalCode 'CURSOR_EXPIRED' (the engine then starts from now; the poll covers the rest).
+   */
+  stream?(cursor: string | undefined, onBatch: (batch: StreamBatch) => Promise<void>, signal: AbortSignal): Promise<void>;
 }
 
 export interface RateLimitProfile {
@@ -170,6 +231,16 @@ export interface RateLimitProfile {
   requestsPerSecond: number;
   /** Requests that may go at once after a quiet period. */
   burst: number;
+}
+
+/** What a client knows of the connection it serves. */
+export interface ClientContext {
+  /**
+   * The connection's id: stable for its life, unique. A connector that tags its own writes so the
+   * system's change feed can tell them apart (Salesforce's `Sforce-Call-Options: client=…`) derives
+   * the tag from it.
+   */
+  connectionId: string;
 }
 
 export interface ConnectorDefinition<Credentials = unknown, Settings = unknown> {
@@ -185,8 +256,8 @@ export interface ConnectorDefinition<Credentials = unknown, Settings = unknown> 
   /** The default rate budget per connection (per external account); settings may lower it. */
   readonly rateLimit: RateLimitProfile;
   /** How the external system reports changes. */
-  readonly changeFeeds: { webhooks: boolean; polling: boolean };
-  createClient(credentials: Credentials, settings: Settings): ConnectorClient;
+  readonly changeFeeds: { webhooks: boolean; polling: boolean; streaming?: boolean };
+  createClient(credentials: Credentials, settings: Settings, context: ClientContext): ConnectorClient;
 }
 
 export type Direction = 'both' | 'outbound' | 'inbound';

@@ -127,7 +127,7 @@ export class Connections {
       status: row.status as ConnectionStatus,
       statusReason: row.status_reason,
       settings,
-      client: connector.createClient(credentials, settings.connector),
+      client: connector.createClient(credentials, settings.connector, { connectionId: row.id }),
       webhook: row.webhook === null ? undefined : (JSON.parse(this.#deps.secrets.open(row.webhook)) as Connection['webhook']),
     };
   }
@@ -181,8 +181,8 @@ export class Connections {
       });
     }
     const settings = parseSettings(connector, input.settings, this.#deps.defaults);
-    const client = connector.createClient(credentials.data, settings.connector);
     const id = this.#deps.ids(PREFIX);
+    const client = connector.createClient(credentials.data, settings.connector, { connectionId: id });
     let account: { accountId: string };
     let webhook: { endpointId: string; secret: string } | undefined;
     let feedCursor: string | undefined;
