@@ -10,6 +10,7 @@ import { TandemError, isTandemError } from '../errors/errors.ts';
 import type { ExternalChangesTable, SyncMarksTable } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
 import { Backfill, BACKFILL_SOURCE } from './backfill.ts';
+import { canBatch, WriteBatcher } from './batcher.ts';
 import { differing, firstLinkBase, mergeMaps, patchFor, pick, sameValue } from './canonical.ts';
 import type { Connection } from './connections.ts';
 import type { SyncIssues } from './issues.ts';
@@ -62,6 +63,8 @@ export class ConnectionWorker {
   #nextPollAt = 0;
   readonly #log: Logger;
   readonly #backfill: Backfill;
+  /** Per entity type whose binding writes in batches (Salesforce's sObject Collections). */
+  readonly #batchers = new Map<string, { batcher: WriteBatcher; binding: EntityBinding }>();
 
   constructor(connection: Connection, deps: WorkerDeps) {
     this.connection = connection;
@@ -70,6 +73,23 @@ export class ConnectionWorker {
     this.#origin = `connection:${connection.id}`;
     this.#log = deps.logger.child({ connectionId: connection.id, connector: connection.connector.id });
     this.#backfill = new Backfill(connection, { store: deps.store, catalog: deps.catalog, budget: deps.budget, logger: this.#log });
+    for (const type of Object.keys(connection.connector.entities)) {
+      const binding = connection.client.binding(type);
+      if (binding === undefined || !canBatch(binding)) continue;
+      const batcher = new WriteBatcher(binding, { beforeRequest: (signal) => deps.budget.take(signal) });
+      this.#batchers.set(type, { batcher, binding: batcher.binding() });
+    }
+  }
+
+  /** How many writes went out in how many batches (batching bindings only). */
+  batchStats(): { batches: number; writes: number } {
+    let batches = 0;
+    let writes = 0;
+    for (const { batcher } of this.#batchers.values()) {
+      batches += batcher.stats.batches;
+      writes += batcher.stats.writes;
+    }
+    return { batches, writes };
   }
 
   start(): void {
@@ -149,8 +169,7 @@ export class ConnectionWorker {
   }
 
   /** Runs fn over items, at most `concurrency` at a time. */
-  async #each<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
-    const concurrency = this.#deps.concurrency ?? 8;
+  async #each<T>(items: readonly T[], fn: (item: T) => Promise<void>, concurrency = this.#deps.concurrency ?? 8): Promise<void> {
     let next = 0;
     const lanes = Array.from({ length: Math.min(concurrency, items.length) }, async () => {
       while (next < items.length && !this.#signal.aborted) {
@@ -162,14 +181,31 @@ export class ConnectionWorker {
   }
 
   #binding(entityType: string): EntityBinding | undefined {
-    return this.connection.client.binding(entityType);
+    return this.#batchers.get(entityType)?.binding ?? this.connection.client.binding(entityType);
+  }
+
+  /**
+   * Waits for the rate budget before a write of this type — unless its binding batches: a batch takes
+   * the budget once per request it makes, not once per write.
+   */
+  async #beforeWrite(entityType: string): Promise<void> {
+    if (!this.#batchers.has(entityType)) await this.#deps.budget.take(this.#signal);
   }
 
   // Outbound: local -> external
 
   async #outbound(): Promise<number> {
-    const marks = await this.#sync.dueMarks(this.#deps.batchSize ?? 50, new Date().toISOString());
-    await this.#each(marks, (mark) => this.#reconcile(mark));
+    // A batching binding gets a lane per write of a full batch, so its writes leave together.
+    const widest = Math.max(0, ...[...this.#batchers.values()].map(({ batcher }) => batcher.maxBatch));
+    const marks = await this.#sync.dueMarks(Math.max(this.#deps.batchSize ?? 50, widest), new Date().toISOString());
+    await this.#each(
+      marks,
+      (mark) => {
+        const batcher = this.#batchers.get(mark.entity_type)?.batcher;
+        return batcher === undefined ? this.#reconcile(mark) : batcher.lane(() => this.#reconcile(mark));
+      },
+      Math.max(this.#deps.concurrency ?? 8, widest),
+    );
     return marks.length;
   }
 
@@ -203,7 +239,7 @@ export class ConnectionWorker {
           // A create was sent and its answer never came: if it made an object, that goes too.
           const found = await this.#find(binding, recordId);
           if (found !== undefined && !found.deleted) {
-            await this.#deps.budget.take(this.#signal);
+            await this.#beforeWrite(type);
             await binding.delete(found.id, { idempotencyKey: `${keyBase}-delete${retry}`, signal: this.#signal });
             await this.#sync.saveLink({ ...pending, externalId: found.id, deleted: true, localVersion: version, externalVersion: null });
           } else {
@@ -212,7 +248,7 @@ export class ConnectionWorker {
             await this.#sync.dropLink(type, recordId);
           }
         } else if (link !== undefined && !link.deleted) {
-          await this.#deps.budget.take(this.#signal);
+          await this.#beforeWrite(type);
           await binding.delete(link.externalId, { idempotencyKey: `${keyBase}-delete${retry}`, signal: this.#signal });
           await this.#sync.saveLink({ ...link, deleted: true, localVersion: version });
         }
@@ -254,7 +290,7 @@ export class ConnectionWorker {
           externalVersion: String(mark.attempts),
           deleted: false,
         });
-        await this.#deps.budget.take(this.#signal);
+        await this.#beforeWrite(type);
         const created = await binding.create(recordId, local, { idempotencyKey, signal: this.#signal });
         await this.#linkAndClear(
           { entityType: type, recordId, externalId: created.id, base: local, localVersion: version, externalVersion: created.version ?? null, deleted: false },
@@ -294,7 +330,7 @@ export class ConnectionWorker {
     const sentAt = Number(pending.externalVersion ?? '0');
     if (attempts - sentAt <= RESEND_TRIES) {
       try {
-        await this.#deps.budget.take(this.#signal);
+        await this.#beforeWrite(pending.entityType);
         return await binding.create(recordId, pending.base, { idempotencyKey: pending.externalId.slice(PENDING_PREFIX.length), signal: this.#signal });
       } catch (error) {
         // A key that holds a stored failure, or that the system no longer accepts: look the object up.
@@ -344,8 +380,8 @@ export class ConnectionWorker {
       return;
     }
     const changes = Object.fromEntries(diff.map((f) => [f, local[f]]));
-    await this.#deps.budget.take(this.#signal);
-    const updated = await binding.update(link.externalId, changes, { idempotencyKey, signal: this.#signal, previous: link.base });
+    await this.#beforeWrite(link.entityType);
+    const updated = await binding.update(link.externalId, changes, { idempotencyKey, signal: this.#signal, previous: link.base, tandemId: link.recordId });
     await this.#linkAndClear(
       { ...link, base: { ...link.base, ...changes }, localVersion: version, externalVersion: updated.version ?? link.externalVersion },
       version,
