@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import type { Store } from '../store/store.ts';
 import { Leases } from './leases.ts';
 import type { Signals } from './signals.ts';
+import { isRunning, type ConnectionStatus } from '../sync/connections.ts';
 
 /** What the sync engine asks: which connections this process runs, and how to reach the others. */
 export interface ConnectionOwnership {
@@ -138,14 +139,15 @@ export class ConnectionLeases implements ConnectionOwnership {
     await this.#leases.heartbeat([WORKER_ROLE], leaseMs, now);
     const first = this.#seen === undefined;
     const rows = await store.db.selectFrom('connections').select(['id', 'status', 'updated_at']).execute();
-    const current = new Map(rows.map((r) => [r.id, `${r.status}@${r.updated_at}`]));
+    // Waiting for the API allocation is running too: the worker's own report restarts nothing.
+    const current = new Map(rows.map((r) => [r.id, `${isRunning(r.status as ConnectionStatus) ? 'running' : r.status}@${r.updated_at}`]));
     if (this.#seen !== undefined) {
       for (const [id, state] of current) if (this.#seen.get(id) !== state) hooks.changed(id);
       for (const id of this.#seen.keys()) if (!current.has(id)) hooks.changed(id);
     }
     this.#seen = current;
 
-    const active = rows.filter((r) => r.status === 'active').map((r) => r.id);
+    const active = rows.filter((r) => isRunning(r.status as ConnectionStatus)).map((r) => r.id);
     const activeSet = new Set(active);
     const members = await this.#leases.members(WORKER_ROLE, now);
     const live = Math.max(1, new Set([...members, this.#leases.owner]).size);

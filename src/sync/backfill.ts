@@ -69,6 +69,12 @@ export class Backfill {
     this.#sync = new SyncStore(deps.store.db, connection.id);
   }
 
+  /** A new run was stored (a full resync): look at the state again. */
+  restart(): void {
+    this.#finished = false;
+    this.#retryAt = 0;
+  }
+
   /** Does one bounded piece of the backfill; answers how much it did (0: nothing to do now). */
   async step(signal: AbortSignal): Promise<number> {
     if (this.#finished || Date.now() < this.#retryAt) return 0;

@@ -12,7 +12,17 @@ import { parseSettings, settingsView, type ConnectionSettings } from './settings
 import { BACKFILL_CURSOR, startState as startBackfill } from './backfill.ts';
 import { FEED_CURSOR, SyncStore } from './sync-store.ts';
 
-export type ConnectionStatus = 'active' | 'paused' | 'error';
+/**
+ * `active`: syncing. `waiting`: syncing, but the external account's API allocation is used up, so
+ * nothing goes out until it frees (the reason says until when); it goes back to active by itself.
+ * `paused`: by a person, through the API. `error`: the credentials were refused.
+ */
+export type ConnectionStatus = 'active' | 'waiting' | 'paused' | 'error';
+
+/** The statuses in which a connection's worker runs. */
+export function isRunning(status: ConnectionStatus): boolean {
+  return status === 'active' || status === 'waiting';
+}
 
 /** A connection as the engine uses it: decrypted, parsed, with a live client. */
 export interface Connection {
@@ -246,6 +256,20 @@ export class Connections {
       .where('id', '=', id)
       .execute();
     this.#deps.onChange?.(id);
+  }
+
+  /**
+   * The worker's own report of its API allocation: `waiting` with a reason, or back to `active`
+   * (null). Only a running connection changes (a person's pause wins), and the worker is not restarted.
+   */
+  async setWaiting(id: string, reason: string | null): Promise<void> {
+    await this.#deps.store.db
+      .updateTable('connections')
+      // updated_at stays: other processes watch it for changes that restart a worker.
+      .set({ status: reason === null ? 'active' : 'waiting', status_reason: reason })
+      .where('id', '=', id)
+      .where('status', 'in', ['active', 'waiting'])
+      .execute();
   }
 
   async pause(workspaceId: string, id: string): Promise<ConnectionView> {

@@ -10,7 +10,7 @@ import type { LogEntry } from '../log/change.ts';
 import type { EventLog, Subscription } from '../log/log.ts';
 import type { ConnectionOwnership } from '../scale/connection-leases.ts';
 import type { Store } from '../store/store.ts';
-import type { Connection, Connections } from './connections.ts';
+import { isRunning, type Connection, type Connections } from './connections.ts';
 import type { SyncIssues } from './issues.ts';
 import { createRateBudget, type RateBudget } from './rate-budget.ts';
 import { wantsOutbound } from './settings.ts';
@@ -132,7 +132,7 @@ export class SyncEngine {
     } else {
       budget.setRate(connection.settings.rateLimitPerSecond);
     }
-    if (connection.status !== 'active') return;
+    if (!isRunning(connection.status)) return;
     if (this.#deps.ownership !== undefined && !this.#deps.ownership.owns(connection.id)) return;
     const worker = new ConnectionWorker(connection, {
       store: this.#deps.store,
@@ -142,6 +142,11 @@ export class SyncEngine {
       budget,
       logger: this.#deps.logger,
       retry: this.#deps.retry ?? { maxAttempts: 10, initialMs: 250, maxMs: 60_000 },
+      onQuota: (id, reason) => {
+        void this.#deps.connections.setWaiting(id, reason).catch((error: unknown) => {
+          this.#deps.logger.error({ err: error, connectionId: id }, 'could not record the connection waiting for its API allocation');
+        });
+      },
       onAuthFailure: (id, reason) => {
         void this.#deps.connections
           .setStatus(id, 'error', `The credentials were refused: ${reason.slice(0, 500)}`)

@@ -25,6 +25,12 @@ export const PENDING_PREFIX = 'pending:';
 /** The name the connector's change-feed (poll) cursor is kept under. */
 export const FEED_CURSOR = 'events';
 
+/** The name a pushed change feed's cursor (Salesforce: the last CDC replay id) is kept under. */
+export const STREAM_CURSOR = 'stream';
+
+/** Where external changes came from. `resync`: a full resync re-reads every linked object. */
+export type ExternalSource = 'webhook' | 'poll' | 'backfill' | 'stream' | 'resync';
+
 export function isPending(link: Link): boolean {
   return link.externalId.startsWith(PENDING_PREFIX);
 }
@@ -110,6 +116,18 @@ export class SyncStore {
       .where('entity_type', '=', entityType)
       .where('record_id', '=', recordId)
       .execute();
+  }
+
+  /** The external ids of every live link (a full resync re-reads each). */
+  async liveExternalIds(): Promise<{ entityType: string; externalId: string }[]> {
+    const rows = await this.#db
+      .selectFrom('links')
+      .select(['entity_type', 'external_id'])
+      .where('connection_id', '=', this.connectionId)
+      .where('deleted', '=', 0)
+      .where('external_id', 'not like', `${PENDING_PREFIX}%`)
+      .execute();
+    return rows.map((r) => ({ entityType: r.entity_type, externalId: r.external_id }));
   }
 
   async countLinks(): Promise<number> {
@@ -200,7 +218,7 @@ export class SyncStore {
   // External changes: notifications from webhooks and polls, deduplicated by event id.
 
   /** Appends notifications; those already seen (same event id) are ignored. Answers how many were new. */
-  async appendExternal(notifications: readonly ExternalNotification[], source: 'webhook' | 'poll' | 'backfill'): Promise<number> {
+  async appendExternal(notifications: readonly ExternalNotification[], source: ExternalSource): Promise<number> {
     let added = 0;
     const now = new Date().toISOString();
     for (const n of notifications) {

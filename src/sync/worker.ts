@@ -9,14 +9,14 @@ import { ConnectorError, type EntityBinding, type ExternalObject } from '../conn
 import { TandemError, isTandemError } from '../errors/errors.ts';
 import type { ExternalChangesTable, SyncMarksTable } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
-import { Backfill, BACKFILL_SOURCE } from './backfill.ts';
+import { Backfill, BACKFILL_CURSOR, BACKFILL_SOURCE, startState as backfillState } from './backfill.ts';
 import { canBatch, WriteBatcher } from './batcher.ts';
 import { differing, firstLinkBase, mergeMaps, patchFor, pick, sameValue } from './canonical.ts';
 import type { Connection } from './connections.ts';
 import type { SyncIssues } from './issues.ts';
 import type { RateBudget } from './rate-budget.ts';
 import { wantsInbound, wantsOutbound } from './settings.ts';
-import { FEED_CURSOR, PENDING_PREFIX, SyncStore, isPending, type Link } from './sync-store.ts';
+import { FEED_CURSOR, PENDING_PREFIX, STREAM_CURSOR, SyncStore, isPending, type Link } from './sync-store.ts';
 
 export interface WorkerDeps {
   store: Store;
@@ -27,6 +27,11 @@ export interface WorkerDeps {
   logger: Logger;
   /** The credentials stopped working: the engine marks the connection and stops this worker. */
   onAuthFailure: (connectionId: string, reason: string) => void;
+  /**
+   * The account's API allocation is used up (a 'quota' failure): the connection waits, for everyone
+   * to see (`reason`), and resumes by itself; called with null once it goes on.
+   */
+  onQuota?: (connectionId: string, reason: string | null) => void;
   retry: { maxAttempts: number; initialMs: number; maxMs: number };
   batchSize?: number;
   concurrency?: number;
@@ -61,6 +66,10 @@ export class ConnectionWorker {
   #woken = false;
   #loop: Promise<void> | undefined;
   #nextPollAt = 0;
+  #streaming: Promise<void> | undefined;
+  /** Waiting for the API allocation until this time (ms), or 0. */
+  #quotaUntil = 0;
+  #quotaHit = false;
   readonly #log: Logger;
   readonly #backfill: Backfill;
   /** Per entity type whose binding writes in batches (Salesforce's sObject Collections). */
@@ -73,6 +82,8 @@ export class ConnectionWorker {
     this.#origin = `connection:${connection.id}`;
     this.#log = deps.logger.child({ connectionId: connection.id, connector: connection.connector.id });
     this.#backfill = new Backfill(connection, { store: deps.store, catalog: deps.catalog, budget: deps.budget, logger: this.#log });
+    // Restarted while waiting for the API allocation: the first pass that meets no refusal says it is over.
+    if (connection.status === 'waiting') this.#quotaUntil = Date.now();
     for (const type of Object.keys(connection.connector.entities)) {
       const binding = connection.client.binding(type);
       if (binding === undefined || !canBatch(binding)) continue;
@@ -96,6 +107,9 @@ export class ConnectionWorker {
     this.#loop ??= this.#run().catch((error: unknown) => {
       if (!this.#abort.signal.aborted) this.#log.error({ err: error }, 'sync worker stopped on an error');
     });
+    this.#streaming ??= this.#stream().catch((error: unknown) => {
+      if (!this.#abort.signal.aborted) this.#log.error({ err: error }, 'change stream stopped on an error');
+    });
   }
 
   /** New work may be waiting (a mark, a webhook): look now. */
@@ -108,6 +122,7 @@ export class ConnectionWorker {
     this.#abort.abort(new Error('worker stopped'));
     this.#wake?.();
     await this.#loop;
+    await this.#streaming;
   }
 
   #stopped(): boolean {
@@ -125,6 +140,7 @@ export class ConnectionWorker {
   async #run(): Promise<void> {
     while (!this.#stopped()) {
       this.#woken = false;
+      this.#quotaHit = false;
       let did = 0;
       try {
         did += await this.#outbound();
@@ -137,6 +153,7 @@ export class ConnectionWorker {
         await this.#sleep(1000);
         continue;
       }
+      this.#quotaOver();
       if (did === 0 && !this.#wokenSinceStart()) {
         const ms = await this.#idleMs();
         // A wake() while #idleMs() read the store found no sleep to end: look again, not sleep
@@ -446,8 +463,13 @@ export class ConnectionWorker {
       let object = await binding.get(externalId, this.#signal);
       object ??= carried.at(-1);
       if (object === undefined) {
-        await finish();
-        return;
+        // Linked, so it existed: the system no longer has it at all (purged): it is deleted.
+        const link = await this.#sync.linkByExternal(type, externalId);
+        if (link === undefined || link.deleted) {
+          await finish();
+          return;
+        }
+        object = { id: externalId, fields: {}, deleted: true, tandemId: link.recordId, version: undefined };
       }
       // A deleted object is fetched bare; the events still say which Tandem record it was made for.
       if (object.tandemId === undefined) {
@@ -750,9 +772,11 @@ export class ConnectionWorker {
       const added = await this.#deps.store.transaction(async (trx) => {
         const sync = new SyncStore(trx, this.connection.id);
         const n = await sync.appendExternal(result.notifications, 'poll');
+        if (result.resync === true) await this.#startResync(sync);
         await sync.saveCursor(POLL_CURSOR, result.cursor);
         return n;
       });
+      if (result.resync === true) this.#backfill.restart();
       if (result.more) this.#nextPollAt = 0;
       return added;
     } catch (error) {
@@ -761,9 +785,102 @@ export class ConnectionWorker {
         this.#deps.onAuthFailure(this.connection.id, error.message);
       } else if (error instanceof ConnectorError && error.kind === 'retry_after') {
         this.#deps.budget.pauseFor(error.retryAfterMs ?? 1000);
+      } else if (error instanceof ConnectorError && error.kind === 'quota') {
+        this.#quota(error);
       }
       this.#log.warn({ err: error }, 'polling the change feed failed');
       return 0;
+    }
+  }
+
+  /**
+   * The change feed no longer reaches back to the cursor: changes may have been missed. Every linked
+   * object is re-read (one that no longer exists at all is taken as deleted) and the system is listed
+   * again, as at the initial sync (new objects are matched or imported, unlinked records created).
+   */
+  async #startResync(sync: SyncStore): Promise<void> {
+    const run = `resync-${String(Date.now())}`;
+    const now = new Date().toISOString();
+    const linked = await sync.liveExternalIds();
+    await sync.appendExternal(
+      linked.map(({ entityType, externalId }) => ({ eventId: `${run}-${entityType}-${externalId}`, entityType, externalId, op: 'update', occurredAt: now })),
+      'resync',
+    );
+    await sync.saveCursor(BACKFILL_CURSOR, backfillState(run, Object.keys(this.connection.settings.entities)));
+    this.#log.warn({ linked: linked.length }, 'the change feed no longer reaches back to its cursor: full resync');
+  }
+
+  // The pushed change feed (Salesforce Change Data Capture), held open beside the worker's passes.
+
+  async #stream(): Promise<void> {
+    const { client, connector } = this.connection;
+    if (client.stream === undefined || connector.changeFeeds.streaming !== true) return;
+    let failures = 0;
+    while (!this.#stopped()) {
+      try {
+        const stored = await this.#sync.cursor(STREAM_CURSOR);
+        await client.stream(
+          stored === undefined || stored === '' ? undefined : stored,
+          async (batch) => {
+            failures = 0;
+            const added = await this.#deps.store.transaction(async (trx) => {
+              const sync = new SyncStore(trx, this.connection.id);
+              const n = await sync.appendExternal(batch.notifications, 'stream');
+              await sync.saveCursor(STREAM_CURSOR, batch.cursor);
+              return n;
+            });
+            if (added > 0) this.wake();
+          },
+          this.#signal,
+        );
+        if (this.#stopped()) return;
+        failures += 1;
+      } catch (error) {
+        if (this.#stopped()) return;
+        failures += 1;
+        if (error instanceof ConnectorError && error.kind === 'auth') {
+          this.#deps.onAuthFailure(this.connection.id, error.message);
+          return;
+        }
+        if (error instanceof ConnectorError && error.kind === 'quota') this.#quota(error);
+        if (error instanceof ConnectorError && error.externalCode === 'CURSOR_EXPIRED') {
+          // Its events are no longer kept: start from now; the poll covers what came between.
+          await this.#sync.saveCursor(STREAM_CURSOR, '');
+        }
+        this.#log.warn({ err: error, failures }, 'the change stream stopped; subscribing again');
+      }
+      // The poll covers what the stream may have missed while it was down.
+      this.#nextPollAt = 0;
+      this.wake();
+      const wait = Math.min(30_000, 500 * 2 ** Math.min(failures, 6));
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, wait);
+        this.#signal.addEventListener('abort', () => {
+          clearTimeout(timer);
+          resolve();
+        }, { once: true });
+      });
+    }
+  }
+
+  /** A pass past the wait met no 'quota' failure: the connection goes on (its status says so again). */
+  #quotaOver(): void {
+    if (this.#quotaUntil === 0 || this.#quotaHit || Date.now() < this.#quotaUntil) return;
+    this.#quotaUntil = 0;
+    this.#log.info('the API allocation allows calls again; the connection goes on');
+    this.#deps.onQuota?.(this.connection.id, null);
+  }
+
+  /** The API allocation is used up: the whole connection waits, visibly, and goes on by itself. */
+  #quota(error: ConnectorError): void {
+    const wait = error.retryAfterMs ?? 60_000;
+    this.#quotaHit = true;
+    this.#deps.budget.pauseFor(wait);
+    const wasWaiting = this.#quotaUntil !== 0;
+    this.#quotaUntil = Date.now() + wait;
+    if (!wasWaiting) {
+      this.#log.warn({ err: error, waitMs: wait }, 'the API allocation is used up; the connection waits');
+      this.#deps.onQuota?.(this.connection.id, `The ${this.connection.connector.displayName} API allocation is used up (${error.externalCode ?? 'quota'}); retrying from ${new Date(this.#quotaUntil).toISOString()}.`);
     }
   }
 
@@ -809,6 +926,10 @@ export class ConnectionWorker {
         case 'fatal':
           this.#log.warn(log, 'the external system refused a sync write; opened a sync issue');
           await openIssue(error.externalCode ?? 'EXTERNAL_REJECTED');
+          return;
+        case 'quota':
+          this.#quota(error);
+          await target.defer(attempts, at(error.retryAfterMs ?? 60_000), text);
           return;
         case 'retry_after': {
           const wait = error.retryAfterMs ?? 1000;

@@ -13,8 +13,10 @@ const connectionSchema = z
     object: z.literal('connection'),
     connector: z.string(),
     name: z.string(),
-    status: z.enum(['active', 'paused', 'error']),
-    status_reason: z.string().nullable().describe('Why the connection is paused or failing'),
+    status: z
+      .enum(['active', 'waiting', 'paused', 'error'])
+      .describe('active: syncing; waiting: the external API allocation is used up, it resumes by itself; paused: by a person; error: credentials refused'),
+    status_reason: z.string().nullable().describe('Why the connection is waiting, paused or failing'),
     account_id: z.string().nullable().describe("The external account's id"),
     settings: z.record(z.string(), z.unknown()),
     webhook_url: z.string().nullable().describe('Where the external system sends its webhooks'),
