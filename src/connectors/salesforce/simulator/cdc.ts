@@ -158,6 +158,8 @@ export class ChangeDataCapture {
         case '/meta/connect': {
           const client = this.#clients.get(m.clientId ?? '');
           if (client === undefined || !authorized) {
+            // A client told it is unknown is forgotten (else it would count, and queue events, forever).
+            this.#forget(m.clientId ?? '');
             replies.push({ ...base, successful: false, error: '403::Unknown client', advice: { reconnect: 'handshake', interval: 0 } });
             break;
           }
@@ -168,6 +170,7 @@ export class ChangeDataCapture {
           const client = this.#clients.get(m.clientId ?? '');
           const channel = m.subscription ?? '';
           if (client === undefined || !authorized) {
+            this.#forget(m.clientId ?? '');
             replies.push({ ...base, subscription: channel, successful: false, error: '403::Unknown client', advice: { reconnect: 'handshake' } });
             break;
           }
@@ -195,12 +198,7 @@ export class ChangeDataCapture {
           break;
         }
         case '/meta/disconnect': {
-          const client = this.#clients.get(m.clientId ?? '');
-          if (client?.waiting !== undefined) {
-            clearTimeout(client.waiting.timer);
-            send(client.waiting.res, client.waiting.reply);
-          }
-          this.#clients.delete(m.clientId ?? '');
+          this.#forget(m.clientId ?? '');
           replies.push({ ...base, successful: true });
           break;
         }
@@ -232,6 +230,18 @@ export class ChangeDataCapture {
     });
     if (this.#stopped) send(res, [...replies, reply]);
     else this.#flush(client);
+  }
+
+  /** Ends a client: its held poll is answered, and it gets no more events. */
+  #forget(clientId: string): void {
+    const client = this.#clients.get(clientId);
+    if (client === undefined) return;
+    if (client.waiting !== undefined) {
+      clearTimeout(client.waiting.timer);
+      send(client.waiting.res, client.waiting.reply);
+      client.waiting = undefined;
+    }
+    this.#clients.delete(clientId);
   }
 
   /** The replay id after which events are delivered, or undefined for one no longer retained. */
