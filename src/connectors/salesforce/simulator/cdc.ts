@@ -122,17 +122,22 @@ export class ChangeDataCapture {
     if (waiting === undefined || client.queue.length === 0) return;
     client.waiting = undefined;
     clearTimeout(waiting.timer);
+    send(waiting.res, [...this.#take(client), ...waiting.reply]);
+  }
+
+  /** The client's queued events, as messages (the queue is emptied). */
+  #take(client: CometdClient): Record<string, unknown>[] {
     const events: Record<string, unknown>[] = [];
     for (const event of client.queue.splice(0)) {
       for (const [channel] of client.subscriptions) if (matches(channel, event)) events.push(this.#message(channel, event));
     }
-    send(waiting.res, [...events, ...waiting.reply]);
+    return events;
   }
 
   /** Handles one POST to `/cometd/{version}`; `authorized` says whether the bearer session is valid. */
   handle(messages: BayeuxMessage[], res: ServerResponse, authorized: boolean): void {
     const replies: Record<string, unknown>[] = [];
-    let connect: { client: CometdClient; reply: Record<string, unknown> } | undefined;
+    let connect: { client: CometdClient; reply: Record<string, unknown>; immediate: boolean } | undefined;
     for (const m of messages) {
       const base = { channel: m.channel, id: m.id, clientId: m.clientId };
       switch (m.channel) {
@@ -163,7 +168,9 @@ export class ChangeDataCapture {
             replies.push({ ...base, successful: false, error: '403::Unknown client', advice: { reconnect: 'handshake', interval: 0 } });
             break;
           }
-          connect = { client, reply: { ...base, successful: true, advice: { reconnect: 'retry', interval: 0, timeout: this.#pollTimeoutMs } } };
+          // Advice `timeout: 0` asks for an answer at once, not a held poll (faye sends it when it batches other messages with the connect).
+          const immediate = (m.advice as { timeout?: unknown } | undefined)?.timeout === 0;
+          connect = { client, reply: { ...base, successful: true, advice: { reconnect: 'retry', interval: 0, timeout: this.#pollTimeoutMs } }, immediate };
           break;
         }
         case '/meta/subscribe': {
@@ -210,11 +217,16 @@ export class ChangeDataCapture {
       send(res, replies);
       return;
     }
-    const { client, reply } = connect;
+    const { client, reply, immediate } = connect;
     if (client.waiting !== undefined) {
       // A new poll replaces the old one, which ends now.
       clearTimeout(client.waiting.timer);
       send(client.waiting.res, client.waiting.reply);
+      client.waiting = undefined;
+    }
+    if (immediate) {
+      send(res, [...this.#take(client), ...replies, reply]);
+      return;
     }
     const timer = setTimeout(() => {
       if (client.waiting?.res !== res) return;
