@@ -1,11 +1,12 @@
 // The connectors a Tandem instance knows, by id. Adding a connector: declare its ConnectorDefinition
 // in its folder (src/connectors/<id>/) and list it in builtInConnectors.
 import type { ConnectorDefinition } from './connector.ts';
+import { salesforceConnector } from './salesforce/salesforce-connector.ts';
 import { stripeConnector } from './stripe/stripe-connector.ts';
 
 // The registry keeps definitions with their credentials and settings types erased (unknown):
 // callers parse both through the definition's own schemas before createClient.
-export const builtInConnectors: readonly ConnectorDefinition[] = [stripeConnector];
+export const builtInConnectors: readonly ConnectorDefinition[] = [stripeConnector, salesforceConnector];
 
 export class ConnectorRegistry {
   readonly #byId = new Map<string, ConnectorDefinition>();

@@ -471,7 +471,7 @@ describe('stripe connector: definition and registry', () => {
     assert.equal(registry.find('nope'), undefined);
     assert.throws(() => registry.get('nope'), /Unknown connector nope/);
     assert.throws(() => new ConnectorRegistry([stripeConnector, stripeConnector]), /twice/);
-    assert.deepEqual(registry.all().map((c) => c.id), ['stripe']);
+    assert.deepEqual(registry.all().map((c) => c.id), ['stripe', 'salesforce']);
     assert.equal(stripeConnector.entities['customer']?.directions.includes('both'), true);
   });
 });
