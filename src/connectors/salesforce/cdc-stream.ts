@@ -41,7 +41,7 @@ const DEFAULT_BATCH_WINDOW_MS = 20;
 const DEFAULT_UNREACHABLE_MS = 60_000;
 /** At most this many events a batch: their Contact lookup is then always one query. */
 const MAX_BATCH_EVENTS = 200;
-const DISCONNECT_TIMEOUT_MS = 2_000;
+const DISCONNECT_TIMEOUT_MS = 1_000;
 const CONTACT_CACHE_LIMIT = 10_000;
 /** How long a stream that ran into the daily API allocation (during a Contact lookup) waits. */
 const QUOTA_WAIT_MS = 10 * 60_000;
@@ -429,10 +429,13 @@ class ChangeStream {
 /** Disconnects the client (bounded), then makes sure it sends nothing more and holds no timer or request. */
 async function close(client: FayeClient): Promise<void> {
   let disconnected: PromiseLike<unknown> | undefined;
-  try {
-    disconnected = client.disconnect();
-  } catch {
-    disconnected = undefined;
+  // A client the server told not to reconnect is already gone there: nothing to say goodbye to.
+  if (client._advice?.reconnect !== 'none') {
+    try {
+      disconnected = client.disconnect();
+    } catch {
+      disconnected = undefined;
+    }
   }
   if (disconnected !== undefined) {
     let timer: ReturnType<typeof setTimeout> | undefined;

@@ -43,6 +43,16 @@ async function apiCreate(conn: Connection, sobject: 'Account' | 'Contact', field
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** What `promise` settles to, or 'still running' after `ms` (the timer is cleared either way). */
+async function within(promise: Promise<unknown>, ms: number): Promise<unknown> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise((resolve) => { timer = setTimeout(() => { resolve('still running'); }, ms); })]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Waits (bounded) until `check` holds. */
 async function until(what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -198,15 +208,17 @@ test('a replay id Salesforce no longer keeps rejects with fatal CURSOR_EXPIRED',
     old.admin.create('Account', { Name: 'Next' }); // so that events after the stale one are gone too
     clock.advance(73 * 60 * 60 * 1000); // past the 72-hour retention
     old.admin.create('Account', { Name: 'Much later' });
+    const started = Date.now();
     const stream = start({ connection: conn, cursor: stale });
-    const outcome = await Promise.race([stream.done, sleep(5000).then(() => 'still running')]);
+    const outcome = await within(stream.done, 5000);
     assert.ok(outcome instanceof ConnectorError, String(outcome));
+    assert.ok(Date.now() - started < POLL_MS, 'refused at subscribe, not after a held poll');
     assert.equal(outcome.kind, 'fatal');
     assert.equal(outcome.externalCode, 'CURSOR_EXPIRED');
     await until('the client gone', () => old.admin.cometdClients() === 0, 3000);
     // A cursor the org never issued is refused the same way.
     const future = start({ connection: conn, cursor: '999999' });
-    const refused = await Promise.race([future.done, sleep(5000).then(() => 'still running')]);
+    const refused = await within(future.done, 5000);
     assert.ok(refused instanceof ConnectorError && refused.externalCode === 'CURSOR_EXPIRED', String(refused));
   } finally {
     await old.stop();
@@ -225,12 +237,15 @@ test('session expiry mid-stream: re-authorized once, re-subscribed, no event los
   }
   await until('every event', () => stream.notifications().length >= 6, 10_000);
   sim.admin.update('Account', acme, { Phone: 'after' });
-  await until('one after re-subscribing', () => stream.notifications().length >= 7, 5000);
-  await sleep(100);
-  await stream.stop();
-  assert.deepEqual(ops(stream.notifications()), [`create ${acme}`, ...during.map((id) => `create ${id}`), `update ${acme}`]);
-  assert.equal(stream.reauthorizations(), 1);
-  await other.authorize({ grant_type: 'client_credentials' }); // its session ended too
+  try {
+    await until('one after re-subscribing', () => stream.notifications().length >= 7, 5000);
+    await sleep(100);
+    await stream.stop();
+    assert.deepEqual(ops(stream.notifications()), [`create ${acme}`, ...during.map((id) => `create ${id}`), `update ${acme}`]);
+    assert.equal(stream.reauthorizations(), 1);
+  } finally {
+    await other.authorize({ grant_type: 'client_credentials' }); // its session ended too
+  }
 });
 
 test('a handshake refused even after re-authorizing rejects with kind auth (no token in the error)', async () => {
@@ -241,14 +256,34 @@ test('a handshake refused even after re-authorizing rejects with kind auth (no t
   sim.admin.create('Account', { Name: 'Seen' });
   await until('the first event', () => stream.notifications().length === 1);
   sim.admin.expireSessions();
-  const outcome = await Promise.race([stream.done, sleep(8000).then(() => 'still running')]);
-  assert.ok(outcome instanceof ConnectorError, String(outcome));
-  assert.equal(outcome.kind, 'auth');
-  assert.equal(calls, 1);
-  assert.ok(!outcome.message.includes(conn.accessToken ?? '(none)'));
-  await until('the client gone', () => sim.admin.cometdClients() === before, 3000);
-  await own.authorize({ grant_type: 'client_credentials' });
-  await other.authorize({ grant_type: 'client_credentials' });
+  try {
+    const outcome = await within(stream.done, 8000);
+    assert.ok(outcome instanceof ConnectorError, String(outcome));
+    assert.equal(outcome.kind, 'auth');
+    assert.equal(calls, 1);
+    assert.ok(!outcome.message.includes(conn.accessToken ?? '(none)'));
+    await until('the client gone', () => sim.admin.cometdClients() === before, 3000);
+  } finally {
+    await own.authorize({ grant_type: 'client_credentials' });
+    await other.authorize({ grant_type: 'client_credentials' });
+  }
+});
+
+test('a Contact moved to another Account changes both; an own move keeps the Contact→Account cache right', async () => {
+  const from = await apiCreate(other, 'Account', { Name: 'From' });
+  const to = await apiCreate(other, 'Account', { Name: 'To' });
+  const third = await apiCreate(other, 'Account', { Name: 'Third' });
+  const contact = await apiCreate(other, 'Contact', { LastName: 'Mover', AccountId: from });
+  const stream = start({ cursor: latestCursor() });
+  sim.admin.update('Contact', contact, { Title: 'Known' }); // no AccountId: looked up (the stream is new), then cached
+  await until('the first notification', () => stream.notifications().length === 1);
+  await other.sobject('Contact').update({ Id: contact, AccountId: to }); // both Accounts
+  await own.sobject('Contact').update({ Id: contact, AccountId: third }); // ours: dropped, but remembered
+  sim.admin.update('Contact', contact, { Title: 'Moved twice' }); // no AccountId: the cache says third
+  await until('four notifications', () => stream.notifications().length >= 4);
+  await sleep(100);
+  await stream.stop();
+  assert.deepEqual(ops(stream.notifications()), [`update ${from}`, `update ${to}`, `update ${from}`, `update ${third}`]);
 });
 
 test('gap events (header only) become notifications; a gap on a Contact is looked up', async () => {
@@ -348,13 +383,13 @@ test('an unreachable server rejects with kind retry; so does a server that close
   gone.admin.create('Account', { Name: 'Probe' });
   await until('subscribed', () => closing.notifications().length === 1);
   await gone.stop(); // held polls are answered "reconnect: none"
-  const closed = await Promise.race([closing.done, sleep(5000).then(() => 'still running')]);
+  const closed = await within(closing.done, 5000);
   assert.ok(closed instanceof ConnectorError && closed.kind === 'retry', String(closed));
 
   // The simulator is gone: nothing listens there now.
   const started = Date.now();
   const unreachable = start({ connection: conn, cursor: undefined, unreachableMs: 300 });
-  const outcome = await Promise.race([unreachable.done, sleep(5000).then(() => 'still running')]);
+  const outcome = await within(unreachable.done, 5000);
   assert.ok(outcome instanceof ConnectorError && outcome.kind === 'retry', String(outcome));
   assert.ok(Date.now() - started < 3000);
 });
