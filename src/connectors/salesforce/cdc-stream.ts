@@ -43,8 +43,8 @@ const DEFAULT_UNREACHABLE_MS = 60_000;
 const MAX_BATCH_EVENTS = 200;
 const DISCONNECT_TIMEOUT_MS = 1_000;
 const CONTACT_CACHE_LIMIT = 10_000;
-/** How long a stream that ran into the daily API allocation (during a Contact lookup) waits. */
-const QUOTA_WAIT_MS = 10 * 60_000;
+/** How long a stream that ran into the daily API allocation (during a Contact lookup) waits (as errors.ts: 60 s). */
+const QUOTA_WAIT_MS = 60_000;
 
 /**
  * Holds Salesforce's Change Data Capture feed open from `cursor` and hands its changes to `onBatch`
