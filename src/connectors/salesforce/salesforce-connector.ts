@@ -210,6 +210,7 @@ export class SalesforceConnectorClient implements ConnectorClient {
   #identityUrl: string | undefined;
   #lastRefreshError: ConnectorError | undefined;
   #refreshedAt = 0;
+  #accessTokenSlot = -1;
   /** The `earliestDateAvailable` (ms) a resync was last asked for. */
   #resyncedFor: number | undefined;
 
@@ -275,7 +276,9 @@ export class SalesforceConnectorClient implements ConnectorClient {
     this.#identityUrl = token.id;
     const m = /\/id\/([^/]+)\/([^/]+)\/?$/.exec(token.id);
     if (m !== null) this.#orgId = m[1];
-    this.#secrets.push(token.access_token);
+    // The session's token is masked too (only the newest: the list must not grow with every refresh).
+    if (this.#accessTokenSlot < 0) this.#accessTokenSlot = this.#secrets.push(token.access_token) - 1;
+    else this.#secrets[this.#accessTokenSlot] = token.access_token;
     return token.access_token;
   }
 

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { ConnectorError, type BatchOutcome, type BatchWrite, type ExternalObject } from '../connector.ts';
+import { ConnectorError, type BatchOutcome, type BatchWrite, type ExternalNotification, type ExternalObject, type StreamBatch } from '../connector.ts';
 import { connectorContract, type ConnectorHarness } from '../connector.contract.ts';
 import { ConnectorRegistry, builtInConnectors } from '../index.ts';
 import { SalesforceConnectorClient, ownClientTag, salesforceConnector, type SalesforceClientOptions, type SalesforceSettingsInput } from './salesforce-connector.ts';
@@ -530,6 +530,50 @@ describe('salesforce connector: poll', () => {
       assert.equal(ancient.resync, true);
       assert.ok(Date.parse(ancient.cursor) > clock().getTime() - 120_000);
     } finally {
+      await local.stop();
+    }
+  });
+});
+
+describe('salesforce connector: stream', () => {
+  test('Change Data Capture: external changes arrive as customer notifications, own writes do not', async () => {
+    const local = await startSalesforceSimulator({ cometdPollTimeoutMs: 500 });
+    const controller = new AbortController();
+    try {
+      const client = clientFor(local, undefined, { timeoutMs: 5_000 }, {}, 'con_stream');
+      const binding = client.binding('customer');
+      assert.ok(binding !== undefined);
+      const own = await binding.create('cus_stream', sampleFields(0), { idempotencyKey: 'k' });
+      const batches: StreamBatch[] = [];
+      const running = client.stream(
+        undefined,
+        (batch) => {
+          batches.push(batch);
+          return Promise.resolve();
+        },
+        controller.signal,
+      );
+      const deadline = Date.now() + 8_000;
+      while (local.admin.cometdClients() === 0) {
+        assert.ok(Date.now() < deadline, 'the stream subscribes');
+        await sleep(20);
+      }
+      await sleep(200);
+      await binding.update(own.id, { phone: '+1 own' }, { idempotencyKey: 'u', tandemId: 'cus_stream' });
+      changeAsUser(local, own.id, { email: 'outside@example.com' });
+      const seen = (): ExternalNotification[] => batches.flatMap((b) => b.notifications);
+      while (!seen().some((n) => n.externalId === own.id)) {
+        assert.ok(Date.now() < deadline, `a notification for the external change; got ${JSON.stringify(batches)}`);
+        await sleep(20);
+      }
+      await sleep(300);
+      assert.equal(seen().filter((n) => n.externalId === own.id).length, 1, 'the own update is dropped, the external one kept');
+      assert.equal(seen()[0]?.entityType, 'customer');
+      assert.ok((batches.at(-1)?.cursor ?? '').length > 0);
+      controller.abort();
+      await running;
+    } finally {
+      controller.abort();
       await local.stop();
     }
   });
