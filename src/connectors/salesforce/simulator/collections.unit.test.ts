@@ -121,7 +121,7 @@ describe('replication', () => {
     const result = await conn.sobject('Account').deleted('2026-12-02T00:00:00Z', '2026-12-02T23:00:00Z');
     assert.deepEqual(result.deletedRecords, [{ id: c.id, deletedDate: '2026-12-02T09:30:00.000+0000' }]);
     assert.equal(result.latestDateCovered, '2026-12-02T10:00:00.000+0000');
-    assert.equal(result.earliestDateAvailable, '2026-11-30T08:00:00.000+0000');
+    assert.equal(result.earliestDateAvailable, '2026-11-17T10:00:00.000+0000');
 
     clock.set('2026-12-18T10:00:00.000Z'); // 16 days later: purged from the Recycle Bin
     const later = await conn.sobject('Account').deleted('2026-12-04T00:00:00Z', '2026-12-18T10:00:00Z');

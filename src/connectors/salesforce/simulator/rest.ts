@@ -352,7 +352,9 @@ export class RestApi {
       .filter((r) => r.deletedAtMs !== undefined && r.deletedAtMs >= start && r.deletedAtMs < latest)
       .sort((a, b) => (a.deletedAtMs ?? 0) - (b.deletedAtMs ?? 0))
       .map((r) => ({ id: r.id, deletedDate: formatDateTime(r.deletedAtMs ?? 0) }));
-    const earliest = Math.max(this.#o.orgCreatedMs, this.#store.purgedBeforeMs);
+    // As in a real org: the delete log reaches back 15 days, or to the last purge of the Recycle Bin
+    // (not to the org's creation: nothing was deleted before it, so nothing can have been missed).
+    const earliest = this.#store.purgedBeforeMs;
     return { deletedRecords, earliestDateAvailable: formatDateTime(Math.floor(earliest / 60_000) * 60_000), latestDateCovered: formatDateTime(latest) };
   }
 
