@@ -38,6 +38,13 @@ export interface WorkerDeps {
 }
 
 const POLL_CURSOR = FEED_CURSOR;
+/**
+ * Batching bindings: a pass with less than a full batch of due marks waits while marks still arrive
+ * (one came within QUIET_MS), so a burst leaves in full batches, but never holds a mark longer than
+ * LINGER_MS (a steady trickle still goes out).
+ */
+const BATCH_QUIET_MS = 100;
+const BATCH_LINGER_MS = 1000;
 /** How many times a create whose answer was lost is asked again with its own key before the object is looked up. */
 const RESEND_TRIES = 4;
 
@@ -66,6 +73,8 @@ export class ConnectionWorker {
   #woken = false;
   #loop: Promise<void> | undefined;
   #nextPollAt = 0;
+  /** Batching bindings: no outbound pass before this time (ms): marks are still arriving. */
+  #lingerUntil = 0;
   #streaming: Promise<void> | undefined;
   /** Waiting for the API allocation until this time (ms), or 0. */
   #quotaUntil = 0;
@@ -166,7 +175,9 @@ export class ConnectionWorker {
   async #idleMs(): Promise<number> {
     const now = Date.now();
     let wait = Math.max(0, this.#nextPollAt - now);
-    for (const due of [await this.#sync.nextMarkDue(), await this.#sync.nextExternalDue()]) {
+    if (this.#lingerUntil > now) wait = Math.min(wait, this.#lingerUntil - now);
+    const marksDue = this.#lingerUntil > now ? undefined : await this.#sync.nextMarkDue();
+    for (const due of [marksDue, await this.#sync.nextExternalDue()]) {
       if (due !== undefined) wait = Math.min(wait, Math.max(0, Date.parse(due) - now));
     }
     return Math.min(Math.max(wait, 5), this.connection.settings.pollIntervalMs);
@@ -214,7 +225,16 @@ export class ConnectionWorker {
   async #outbound(): Promise<number> {
     // A batching binding gets a lane per write of a full batch, so its writes leave together.
     const widest = Math.max(0, ...[...this.#batchers.values()].map(({ batcher }) => batcher.maxBatch));
+    if (widest > 0 && Date.now() < this.#lingerUntil) return 0;
     const marks = await this.#sync.dueMarks(Math.max(this.#deps.batchSize ?? 50, widest), new Date().toISOString());
+    if (widest > 0 && marks.length > 0 && marks.length < widest) {
+      const times = marks.map((m) => Date.parse(m.updated_at));
+      const until = Math.min(Math.max(...times) + BATCH_QUIET_MS, Math.min(...times) + BATCH_LINGER_MS);
+      if (Date.now() < until) {
+        this.#lingerUntil = until;
+        return 0;
+      }
+    }
     await this.#each(
       marks,
       (mark) => {
@@ -817,6 +837,8 @@ export class ConnectionWorker {
     if (client.stream === undefined || connector.changeFeeds.streaming !== true) return;
     let failures = 0;
     while (!this.#stopped()) {
+      const began = Date.now();
+      let wait: number | undefined;
       try {
         const stored = await this.#sync.cursor(STREAM_CURSOR);
         await client.stream(
@@ -837,12 +859,13 @@ export class ConnectionWorker {
         failures += 1;
       } catch (error) {
         if (this.#stopped()) return;
-        failures += 1;
+        // A stream that ran a while before it dropped starts its backoff over.
+        failures = Date.now() - began > 30_000 ? 1 : failures + 1;
         if (error instanceof ConnectorError && error.kind === 'auth') {
           this.#deps.onAuthFailure(this.connection.id, error.message);
           return;
         }
-        if (error instanceof ConnectorError && error.kind === 'quota') this.#quota(error);
+        if (error instanceof ConnectorError && error.kind === 'quota') wait = this.#quota(error);
         if (error instanceof ConnectorError && error.externalCode === 'CURSOR_EXPIRED') {
           // Its events are no longer kept: start from now; the poll covers what came between.
           await this.#sync.saveCursor(STREAM_CURSOR, '');
@@ -852,7 +875,7 @@ export class ConnectionWorker {
       // The poll covers what the stream may have missed while it was down.
       this.#nextPollAt = 0;
       this.wake();
-      const wait = Math.min(30_000, 500 * 2 ** Math.min(failures, 6));
+      wait ??= Math.min(30_000, 500 * 2 ** Math.min(failures, 6));
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, wait);
         this.#signal.addEventListener('abort', () => {
@@ -872,8 +895,9 @@ export class ConnectionWorker {
   }
 
   /** The API allocation is used up: the whole connection waits, visibly, and goes on by itself. */
-  #quota(error: ConnectorError): void {
-    const wait = error.retryAfterMs ?? 60_000;
+  #quota(error: ConnectorError): number {
+    // The connector's wait (Salesforce: 60 s), at most the longest wait between retries.
+    const wait = Math.min(error.retryAfterMs ?? 60_000, this.#deps.retry.maxMs);
     this.#quotaHit = true;
     this.#deps.budget.pauseFor(wait);
     const wasWaiting = this.#quotaUntil !== 0;
@@ -882,6 +906,7 @@ export class ConnectionWorker {
       this.#log.warn({ err: error, waitMs: wait }, 'the API allocation is used up; the connection waits');
       this.#deps.onQuota?.(this.connection.id, `The ${this.connection.connector.displayName} API allocation is used up (${error.externalCode ?? 'quota'}); retrying from ${new Date(this.#quotaUntil).toISOString()}.`);
     }
+    return wait;
   }
 
   // Failures
@@ -928,8 +953,7 @@ export class ConnectionWorker {
           await openIssue(error.externalCode ?? 'EXTERNAL_REJECTED');
           return;
         case 'quota':
-          this.#quota(error);
-          await target.defer(attempts, at(error.retryAfterMs ?? 60_000), text);
+          await target.defer(attempts, at(this.#quota(error)), text);
           return;
         case 'retry_after': {
           const wait = error.retryAfterMs ?? 1000;
