@@ -14,8 +14,6 @@
 // lost" has one right answer; deletes come from either side and win.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createServer, request as httpRequest } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import Stripe from 'stripe';
@@ -25,6 +23,7 @@ import { buildApp } from '../http/app.ts';
 import { completeCustomerFields, customerFieldsFromStripe, type CanonicalCustomer } from '../connectors/stripe/mapping.ts';
 import { seededRandom } from '../connectors/stripe/simulator/faults.ts';
 import { startStripeSimulator, type CustomerView, type StripeSimulator } from '../connectors/stripe/simulator/index.ts';
+import { startKillingProxy, type KillingProxy } from '../../test/support/killing-proxy.ts';
 import { freePort, killAllTandems, sleep, spawnTandem, waitUntil, type TandemProcess } from '../../test/support/process.ts';
 import { createTestStack, skipUnlessStack, STACKS, type TestStack } from '../../test/support/stacks.ts';
 
@@ -89,80 +88,6 @@ function sameFields(a: CanonicalCustomer, b: CanonicalCustomer): boolean {
 after(async () => {
   await killAllTandems();
 });
-
-interface KillingProxy {
-  url: string;
-  /**
-   * Arms the proxy: the next request of Tandem's that matches is passed to Stripe, and when Stripe
-   * has answered, Tandem is killed before the answer reaches it. Resolves true then, or false after
-   * `timeoutMs` without such a request (Tandem is killed all the same).
-   */
-  killOn(method: string, path: RegExp, timeoutMs: number): Promise<boolean>;
-  close(): Promise<void>;
-}
-
-/** Tandem's way to Stripe: passes every request through, and kills Tandem on the armed one. */
-async function startKillingProxy(target: string, kill: () => void): Promise<KillingProxy> {
-  const upstream = new URL(target);
-  let armed: { method: string; path: RegExp; fire: () => void } | undefined;
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      const out = httpRequest(
-        { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, host: upstream.host } },
-        (answer) => {
-          const parts: Buffer[] = [];
-          answer.on('data', (chunk: Buffer) => parts.push(chunk));
-          answer.on('end', () => {
-            const path = new URL(req.url ?? '/', 'http://proxy').pathname;
-            if (armed !== undefined && req.method === armed.method && armed.path.test(path) && (answer.statusCode ?? 0) < 300) {
-              const { fire } = armed;
-              armed = undefined;
-              kill();
-              res.destroy();
-              fire();
-              return;
-            }
-            res.writeHead(answer.statusCode ?? 502, answer.headers);
-            res.end(Buffer.concat(parts));
-          });
-        },
-      );
-      out.on('error', () => res.destroy());
-      out.end(body);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${String(port)}`,
-    killOn: (method, path, timeoutMs) =>
-      new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => {
-          armed = undefined;
-          kill();
-          resolve(false);
-        }, timeoutMs);
-        armed = {
-          method,
-          path,
-          fire: () => {
-            clearTimeout(timer);
-            resolve(true);
-          },
-        };
-      }),
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => {
-          resolve();
-        });
-        server.closeAllConnections();
-      }),
-  };
-}
 
 for (const stack of STACKS) {
   const kind = stack.name.replace('+', '_');

@@ -39,7 +39,7 @@ export interface TestApiOptions {
 export async function createTestApi(kind: StoreKind, options: TestApiOptions = {}): Promise<TestApi> {
   const testStore = await createTestStore(kind);
   const { store } = testStore;
-  const logger = pino({ level: 'silent' });
+  const logger = pino({ level: process.env.TANDEM_TEST_LOG ?? 'silent' });
   const parts = assembleParts({
     store,
     logger,
