@@ -10,13 +10,15 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 
-export const SUITES = ['foundation', 'sync', 'all'] as const;
+export const SUITES = ['foundation', 'sync', 'salesforce', 'all'] as const;
 export type Suite = (typeof SUITES)[number];
 
 export const SUITE_USAGE = `
   --suite <name>         foundation (the figures above), sync (bench/sync.ts: Stripe sync latency
-                         and throughput) or all (default: both, foundation first). With --suite sync
-                         every other argument goes to bench/sync.ts (--help lists them)
+                         and throughput), salesforce (bench/salesforce.ts: bursts of changed
+                         customers to Salesforce) or all (default: the three, in that order). With
+                         --suite sync or salesforce every other argument goes to that script
+                         (--help lists them)
   --sync-args '<args>'   with --suite all: arguments for bench/sync.ts, e.g. '--quick'
 `;
 
@@ -54,18 +56,18 @@ export function chooseSuite(argv: readonly string[]): SuiteChoice {
       syncExtra.push(...value.split(/\s+/).filter((s) => s !== ''));
     }
   }
-  if (suite === 'sync') return { suite, foundationArgs: [], syncArgs: [...rest, ...syncExtra] };
+  if (suite === 'sync' || suite === 'salesforce') return { suite, foundationArgs: [], syncArgs: [...rest, ...syncExtra] };
   const shared = rest.filter((arg) => arg === '--no-fail' || arg === '--profile');
   return { suite, foundationArgs: rest, syncArgs: [...shared, ...syncExtra] };
 }
 
-/** Runs bench/sync.ts with `args` (its output goes to this process's); answers its exit code. */
-export function runSyncSuite(args: readonly string[]): Promise<number> {
+/** Runs bench/sync.ts (or another suite's script) with `args` (its output goes to this process's); answers its exit code. */
+export function runSyncSuite(args: readonly string[], script = 'sync.ts'): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(import.meta.dirname, '..', 'sync.ts'), ...args], { stdio: 'inherit' });
+    const child = spawn(process.execPath, [join(import.meta.dirname, '..', script), ...args], { stdio: 'inherit' });
     child.once('error', reject);
     child.once('exit', (code, signal) => {
-      if (signal !== null) process.stderr.write(`bench/sync.ts was stopped by ${signal}\n`);
+      if (signal !== null) process.stderr.write(`bench/${script} was stopped by ${signal}\n`);
       resolve(code ?? 1);
     });
   });

@@ -105,10 +105,10 @@ export class TandemApi {
 }
 
 export interface ConnectionInput {
-  connector: 'stripe';
+  connector: string;
   name: string;
-  credentials: { secretKey: string };
-  settings: { apiBaseUrl: string; pollIntervalMs: number; rateLimitPerSecond?: number };
+  credentials: Record<string, string>;
+  settings: Record<string, unknown> & { pollIntervalMs: number; rateLimitPerSecond?: number };
 }
 
 export function stripeConnectionInput(secretKey: string, apiBaseUrl: string, rateLimitPerSecond: number | undefined, pollIntervalMs: number): ConnectionInput {
