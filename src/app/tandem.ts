@@ -162,12 +162,13 @@ export async function startTandem(config: Config, logger: Logger, options: Start
     const address = await app.listen({ port: config.port, host: config.host });
     if (roles.worker) await engine.start();
     const demo = config.demo && roles.api
-      ? await startDemo({ connections, workspaceId: boot.workspaceId, port: config.demoStripePort, logger })
+      ? await startDemo({ connections, workspaceId: boot.workspaceId, port: config.demoStripePort, salesforcePort: config.demoSalesforcePort, logger })
       : undefined;
     if (demo !== undefined) {
       announce(
-        `  Demo: a Stripe simulator runs at ${demo.stripe.url} (secret key ${DEMO_STRIPE_KEY});\n` +
-          `  connection ${demo.connectionId} syncs the default workspace's customers with it both ways.\n` +
+        `  Demo: a Stripe simulator runs at ${demo.stripe.url} (secret key ${DEMO_STRIPE_KEY})\n` +
+          `  and a Salesforce simulator at ${demo.salesforce.url} (its records: ${demo.salesforce.url}/_sim/records?sobject=Account);\n` +
+          `  connections ${demo.connectionId} and ${demo.salesforceConnectionId} sync the default workspace's customers with both, both ways.\n` +
           '  Turn it off with TANDEM_DEMO=off.\n\n',
       );
     }

@@ -54,6 +54,7 @@ export const configSchema = z
       .optional(),
     TANDEM_SYNC_POLL_MS: integer(100, 24 * 3600_000).default(5_000),
     TANDEM_DEMO_STRIPE_PORT: integer(0, 65535).default(12111),
+    TANDEM_DEMO_SALESFORCE_PORT: integer(0, 65535).default(12112),
     KAFKA_BROKERS: z
       .string()
       .regex(/^\s*[^\s:/,]+:[0-9]{1,5}\s*(,\s*[^\s:/,]+:[0-9]{1,5}\s*)*$/, 'must be a comma-separated list of host:port')
@@ -80,6 +81,7 @@ export const configSchema = z
     shutdownTimeoutMs: env.TANDEM_SHUTDOWN_TIMEOUT_MS,
     demo: env.TANDEM_DEMO,
     demoStripePort: env.TANDEM_DEMO_STRIPE_PORT,
+    demoSalesforcePort: env.TANDEM_DEMO_SALESFORCE_PORT,
     secretKey: env.TANDEM_SECRET_KEY,
     /** Where external systems reach this Tandem (webhooks); defaults to the local address. */
     publicUrl: env.PUBLIC_URL ?? `http://${env.HOST === '0.0.0.0' ? '127.0.0.1' : env.HOST}:${String(env.PORT)}`,

@@ -34,6 +34,7 @@ describe('loadConfig', () => {
       publicUrl: 'http://127.0.0.1:3000',
       sync: { pollMs: 5_000 },
       demoStripePort: 12111,
+      demoSalesforcePort: 12112,
       roles: { api: true, worker: true, relay: true },
       leaseMs: 10_000,
     });
@@ -56,6 +57,7 @@ describe('loadConfig', () => {
       PUBLIC_URL: 'https://tandem.example.com/',
       TANDEM_SYNC_POLL_MS: '1000',
       TANDEM_DEMO_STRIPE_PORT: '0',
+      TANDEM_DEMO_SALESFORCE_PORT: '0',
       KAFKA_BROKERS: 'kafka-1.internal:9092, 10.0.0.7:9093',
       TANDEM_KAFKA_TOPIC_PREFIX: 'acme.tandem.',
       TANDEM_ROLES: 'worker, relay',
@@ -77,6 +79,7 @@ describe('loadConfig', () => {
       publicUrl: 'https://tandem.example.com',
       sync: { pollMs: 1000 },
       demoStripePort: 0,
+      demoSalesforcePort: 0,
       roles: { api: false, worker: true, relay: true },
       leaseMs: 3000,
     });
