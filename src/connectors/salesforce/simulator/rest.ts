@@ -1,7 +1,8 @@
 // The REST resources under /services/data/vXX.X: versions and resources, describe global and
 // describe, sObject rows (create / retrieve / update / delete, by id and by external id, with
-// conditional headers), query / queryAll with cursors, sObject Collections, the `updated` and
-// `deleted` replication resources, and limits.
+// conditional headers), query / queryAll with cursors, sObject Collections, the Composite resource
+// (subrequests with `@{ref.path}` references, allOrNone), the `updated` and `deleted` replication
+// resources, and limits.
 import { createHash, randomBytes } from 'node:crypto';
 import { SalesforceError, jsonParserError, malformedQuery, notFound } from './errors.ts';
 import { to18 } from './ids.ts';
@@ -22,6 +23,10 @@ export interface RestRequest {
   header(name: string): string | undefined;
   userId: string;
   nowMs: number;
+  /** Inside a Composite call with allOrNone: every change is journaled here (so the call can roll back). */
+  journal?: JournalEntry[];
+  /** Inside a Composite call with allOrNone: collections behave as allOrNone too. */
+  forceAllOrNone?: boolean;
 }
 
 export interface RestResponse {
@@ -44,6 +49,12 @@ interface Cursor {
 }
 
 export const MAX_COLLECTION_RECORDS = 200;
+/** Composite: subrequests per call, and how many of them may be sObject Collections or queries. */
+export const MAX_COMPOSITE_SUBREQUESTS = 25;
+export const MAX_COMPOSITE_COLLECTION_OR_QUERY = 5;
+const REFERENCE = /@\{([A-Za-z0-9_]+)((?:\.[A-Za-z0-9_]+|\[\d+\])*)\}/g;
+const REFERENCE_ID = /^[A-Za-z0-9][A-Za-z0-9_]*$/;
+const PROCESSING_HALTED_ROLLBACK = 'The transaction was rolled back since another operation in the same transaction failed.';
 const CURSOR_TTL_MS = 15 * 60 * 1000;
 const DAY = 24 * 60 * 60 * 1000;
 const REPLICATION_UPDATED_DAYS = 30;
@@ -72,6 +83,8 @@ function httpDate(ms: number): string {
 export class RestApi {
   readonly #o: RestOptions;
   readonly #cursors = new Map<string, Cursor>();
+  /** While a Composite call with allOrNone runs: its writes' events, published only when it commits. */
+  #heldEvents: WriteEvent[][] | undefined;
 
   constructor(options: RestOptions) {
     this.#o = options;
@@ -84,6 +97,13 @@ export class RestApi {
   /** Reports writes made outside a REST call (the admin's UI-like changes). */
   noteWrites(events: WriteEvent[]): void {
     this.#o.onWrite?.(events);
+  }
+
+  /** Reports committed writes (held back while a Composite call with allOrNone may still roll back). */
+  #emit(events: WriteEvent[]): void {
+    if (events.length === 0) return;
+    if (this.#heldEvents !== undefined) this.#heldEvents.push(events);
+    else this.#o.onWrite?.(events);
   }
 
   clearCursors(): void {
@@ -127,6 +147,11 @@ export class RestApi {
     if ((first === 'query' || first === 'queryAll') && m === 'GET') {
       if (second === undefined) return { status: 200, body: this.#query(req, first === 'queryAll', base) };
       if (s.length === 2) return { status: 200, body: this.#more(second, req, base) };
+    }
+    if (first === 'composite' && second === undefined) {
+      if (m === 'POST') return this.#composite(req);
+      if (m === 'GET') return { status: 200, body: { sobjects: `${base}/composite/sobjects` } };
+      return this.#methodNotAllowed(m);
     }
     if (first === 'composite' && second === 'sobjects') {
       if (third === undefined) {
@@ -176,12 +201,13 @@ export class RestApi {
   }
 
   #ctx(req: RestRequest, journal?: JournalEntry[]): WriteContext {
-    return journal === undefined ? { userId: req.userId, nowMs: req.nowMs } : { userId: req.userId, nowMs: req.nowMs, journal };
+    const j = journal ?? req.journal;
+    return j === undefined ? { userId: req.userId, nowMs: req.nowMs } : { userId: req.userId, nowMs: req.nowMs, journal: j };
   }
 
   #create(def: SObjectDef, req: RestRequest): RestResponse {
     const record = this.#store.create(def, this.#object(req), this.#ctx(req));
-    this.#o.onWrite?.([{ type: def.name, id: record.id, change: 'CREATE' }]);
+    this.#emit([{ type: def.name, id: record.id, change: 'CREATE' }]);
     return { status: 201, body: { id: record.id, success: true, errors: [] } };
   }
 
@@ -246,7 +272,7 @@ export class RestApi {
         return { status: 200, body: recordView(def, record, base, this.#selectFields(def, req)), headers: this.#recordHeaders(def, record) };
       case 'PATCH': {
         this.#store.update(def, record.id, this.#object(req), this.#ctx(req));
-        this.#o.onWrite?.([{ type: def.name, id: record.id, change: 'UPDATE' }]);
+        this.#emit([{ type: def.name, id: record.id, change: 'UPDATE' }]);
         return { status: 204 };
       }
       case 'DELETE': {
@@ -263,7 +289,7 @@ export class RestApi {
     const start = journal.length;
     this.#store.delete(def, id, { ...ctx, journal });
     const deleted = journal.slice(start).map((e) => ({ type: e.type, id: e.id, change: 'DELETE' as const }));
-    this.#o.onWrite?.(deleted.reverse());
+    this.#emit(deleted.reverse());
   }
 
   #externalField(def: SObjectDef, name: string): FieldDef {
@@ -309,7 +335,7 @@ export class RestApi {
   }
 
   #upsertResponse(def: SObjectDef, req: RestRequest, result: { id: string; created: boolean }): RestResponse {
-    this.#o.onWrite?.([{ type: def.name, id: result.id, change: result.created ? 'CREATE' : 'UPDATE' }]);
+    this.#emit([{ type: def.name, id: result.id, change: result.created ? 'CREATE' : 'UPDATE' }]);
     if (result.created) return { status: 201, body: { id: result.id, success: true, errors: [], created: true } };
     // Since API 46.0 an upsert that updates answers 200 with a body; before, 204.
     if (Number(req.version) < 46) return { status: 204 };
@@ -436,7 +462,9 @@ export class RestApi {
   }
 
   /** Runs one write per record; with allOrNone, the first failure rolls back every change of the call. */
-  #runBatch(req: RestRequest, allOrNone: boolean, items: unknown[], one: (item: unknown, ctx: WriteContext) => { result: Record<string, unknown>; events: WriteEvent[] }): RestResponse {
+  #runBatch(req: RestRequest, requestedAllOrNone: boolean, items: unknown[], one: (item: unknown, ctx: WriteContext) => { result: Record<string, unknown>; events: WriteEvent[] }): RestResponse {
+    // A Composite call with allOrNone makes each of its collections all-or-none too.
+    const allOrNone = requestedAllOrNone || req.forceAllOrNone === true;
     const journal: JournalEntry[] = [];
     const ctx = this.#ctx(req, journal);
     const results: Record<string, unknown>[] = [];
@@ -466,7 +494,8 @@ export class RestApi {
       );
       return { status: 200, body: rolledBack };
     }
-    if (events.length > 0) this.#o.onWrite?.(events);
+    req.journal?.push(...journal);
+    this.#emit(events);
     return { status: 200, body: results };
   }
 
@@ -539,5 +568,167 @@ export class RestApi {
         return record === undefined || record.deletedAtMs !== undefined ? null : recordView(def, record, base, fields);
       }),
     };
+  }
+
+  // --- Composite --------------------------------------------------------------------------------
+
+  /**
+   * `POST /composite`: up to 25 subrequests run in order in one call (one API call counted, by the
+   * caller), at most 5 of them sObject Collections or queries. `@{ref.path}` in a subrequest's url
+   * or body takes a value from an earlier subrequest's answer (`.field`, `[index]`). allOrNone: the
+   * first failed subrequest rolls back every change of the call, the others answer 400
+   * PROCESSING_HALTED; otherwise a subrequest whose reference cannot be resolved (it refers to a
+   * failed subrequest, or to no value) answers 400 PROCESSING_HALTED and the others run.
+   */
+  #composite(req: RestRequest): RestResponse {
+    const body = this.#object(req);
+    const list = body.compositeRequest;
+    if (!Array.isArray(list)) throw jsonParserError("'compositeRequest' is a required field.");
+    const subrequests = list.map((item: unknown) => {
+      if (typeof item !== 'object' || item === null || Array.isArray(item)) throw jsonParserError('Each composite subrequest must be an object.');
+      const sub = item as Record<string, unknown>;
+      for (const field of ['method', 'url', 'referenceId']) {
+        if (typeof sub[field] !== 'string' || sub[field] === '') throw jsonParserError(`'${field}' is a required field.`);
+      }
+      const referenceId = sub.referenceId as string;
+      if (!REFERENCE_ID.test(referenceId)) {
+        throw new SalesforceError(400, 'INVALID_INPUT', `Provided referenceId ('${referenceId}') must start with a letter or a number, and it can contain only letters, numbers and underscores ('_').`);
+      }
+      const headers = sub.httpHeaders;
+      if (headers !== undefined && (typeof headers !== 'object' || headers === null || Array.isArray(headers))) throw jsonParserError('httpHeaders must be an object.');
+      const headerMap = Object.fromEntries(Object.entries((headers ?? {}) as Record<string, unknown>).map(([k, v]) => [k.toLowerCase(), String(v)]));
+      for (const forbidden of ['accept', 'authorization', 'content-type']) {
+        if (forbidden in headerMap) throw new SalesforceError(400, 'INVALID_INPUT', `The ${forbidden} header can't be set on a subrequest; it is inherited from the composite request.`);
+      }
+      return { method: sub.method as string, url: sub.url as string, referenceId, body: sub.body, headers: headerMap };
+    });
+    const seen = new Set<string>();
+    for (const sub of subrequests) {
+      if (seen.has(sub.referenceId)) throw new SalesforceError(400, 'INVALID_INPUT', `Duplicate referenceId provided in the request: ${sub.referenceId}`);
+      seen.add(sub.referenceId);
+    }
+    if (subrequests.length > MAX_COMPOSITE_SUBREQUESTS) {
+      throw new SalesforceError(400, 'LIMIT_EXCEEDED', `Limit Exceeded: a composite request takes at most ${String(MAX_COMPOSITE_SUBREQUESTS)} subrequests, got ${String(subrequests.length)}.`);
+    }
+    const heavy = subrequests.filter((sub) => /^\/services\/data\/v\d+\.\d\/(composite\/sobjects|query|queryAll)(\/|\?|$)/.test(sub.url)).length;
+    if (heavy > MAX_COMPOSITE_COLLECTION_OR_QUERY) {
+      throw new SalesforceError(400, 'LIMIT_EXCEEDED', `Limit Exceeded: a composite request takes at most ${String(MAX_COMPOSITE_COLLECTION_OR_QUERY)} sObject Collections or query subrequests, got ${String(heavy)}.`);
+    }
+
+    const allOrNone = body.allOrNone === true;
+    const journal: JournalEntry[] | undefined = allOrNone ? [] : undefined;
+    const held: WriteEvent[][] | undefined = allOrNone ? [] : undefined;
+    const outer = this.#heldEvents;
+    if (held !== undefined) this.#heldEvents = held;
+    const answers = new Map<string, { status: number; body: unknown }>();
+    const results: { body: unknown; httpHeaders: Record<string, string>; httpStatusCode: number; referenceId: string }[] = [];
+    let failedAt: number | undefined;
+    try {
+      for (const [index, sub] of subrequests.entries()) {
+        const answer = this.#subrequest(sub, answers, req, journal);
+        answers.set(sub.referenceId, { status: answer.status, body: answer.body });
+        results.push({ body: answer.body ?? null, httpHeaders: answer.headers ?? {}, httpStatusCode: answer.status, referenceId: sub.referenceId });
+        if (allOrNone && this.#subrequestFailed(answer)) {
+          failedAt = index;
+          break;
+        }
+      }
+    } finally {
+      this.#heldEvents = outer;
+    }
+    if (failedAt !== undefined && journal !== undefined) {
+      this.#store.rollback(journal);
+      const halted = (referenceId: string): (typeof results)[number] => ({
+        body: [{ errorCode: 'PROCESSING_HALTED', message: PROCESSING_HALTED_ROLLBACK }],
+        httpHeaders: {},
+        httpStatusCode: 400,
+        referenceId,
+      });
+      const out = subrequests.map((sub, i) => (i === failedAt ? (results[i] ?? halted(sub.referenceId)) : halted(sub.referenceId)));
+      return { status: 200, body: { compositeResponse: out } };
+    }
+    for (const events of held ?? []) this.#emit(events);
+    return { status: 200, body: { compositeResponse: results } };
+  }
+
+  /** A subrequest failed: an error status, or (a collection) a record that failed. */
+  #subrequestFailed(answer: RestResponse): boolean {
+    if (answer.status >= 400) return true;
+    return Array.isArray(answer.body) && answer.body.some((r) => typeof r === 'object' && r !== null && (r as { success?: unknown }).success === false);
+  }
+
+  #subrequest(
+    sub: { method: string; url: string; referenceId: string; body: unknown; headers: Record<string, string> },
+    answers: Map<string, { status: number; body: unknown }>,
+    req: RestRequest,
+    journal: JournalEntry[] | undefined,
+  ): RestResponse {
+    try {
+      const url = this.#resolveText(sub.url, answers);
+      const body = sub.body === undefined ? undefined : this.#resolveValue(sub.body, answers);
+      const parsed = new URL(url, 'http://composite');
+      const m = /^\/services\/data\/v(\d+\.\d)(\/.*)?$/.exec(parsed.pathname);
+      if (m === null) throw notFound();
+      const version = m[1] ?? req.version;
+      const segments = (m[2] ?? '').split('/').filter((p) => p !== '').map((p) => decodeURIComponent(p));
+      const [first, second] = segments;
+      if (first === 'composite' && second !== 'sobjects') {
+        throw new SalesforceError(400, 'INVALID_INPUT', `The composite resource does not support this subrequest: ${sub.method} ${parsed.pathname}`);
+      }
+      if (first === 'composite' && Number(version) < 43) {
+        throw new SalesforceError(400, 'INVALID_INPUT', 'sObject Collections subrequests need API version 43.0 or later.');
+      }
+      const inner: RestRequest = {
+        method: sub.method,
+        version,
+        segments,
+        query: parsed.searchParams,
+        body: body === undefined ? '' : JSON.stringify(body),
+        header: (name) => sub.headers[name.toLowerCase()] ?? (['if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since'].includes(name.toLowerCase()) ? undefined : req.header(name)),
+        userId: req.userId,
+        nowMs: req.nowMs,
+        ...(journal === undefined ? {} : { journal, forceAllOrNone: true }),
+      };
+      return this.handle(inner);
+    } catch (error) {
+      if (!(error instanceof SalesforceError)) throw error;
+      return { status: error.status, body: error.body() };
+    }
+  }
+
+  /** The value at `@{ref.path}`; a PROCESSING_HALTED error when there is none. */
+  #reference(name: string, path: string, answers: Map<string, { status: number; body: unknown }>): string | number | boolean {
+    const halted = (): SalesforceError => new SalesforceError(400, 'PROCESSING_HALTED', `Invalid reference specified. No value for ${name}${path} found in ${name}.`);
+    const answer = answers.get(name);
+    if (answer === undefined || answer.status >= 400) throw halted();
+    let current: unknown = answer.body;
+    for (const step of path.match(/\.[A-Za-z0-9_]+|\[\d+\]/g) ?? []) {
+      if (typeof current !== 'object' || current === null) throw halted();
+      if (step.startsWith('[')) {
+        if (!Array.isArray(current)) throw halted();
+        current = current[Number(step.slice(1, -1))];
+      } else {
+        if (Array.isArray(current)) throw halted();
+        current = (current as Record<string, unknown>)[step.slice(1)];
+      }
+    }
+    if (typeof current !== 'string' && typeof current !== 'number' && typeof current !== 'boolean') throw halted();
+    return current;
+  }
+
+  #resolveText(text: string, answers: Map<string, { status: number; body: unknown }>): string {
+    return text.replace(REFERENCE, (_all, name: string, path: string) => String(this.#reference(name, path, answers)));
+  }
+
+  /** References in a body: a string that is one reference takes the value as it is; inside a longer string, its text. */
+  #resolveValue(value: unknown, answers: Map<string, { status: number; body: unknown }>): unknown {
+    if (typeof value === 'string') {
+      const whole = /^@\{([A-Za-z0-9_]+)((?:\.[A-Za-z0-9_]+|\[\d+\])*)\}$/.exec(value);
+      if (whole !== null) return this.#reference(whole[1] ?? '', whole[2] ?? '', answers);
+      return this.#resolveText(value, answers);
+    }
+    if (Array.isArray(value)) return value.map((v) => this.#resolveValue(v, answers));
+    if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, this.#resolveValue(v, answers)]));
+    return value;
   }
 }
