@@ -27,6 +27,7 @@ import { chooseSuite, runSyncSuite, SUITE_USAGE } from './sync-lib/suite.ts';
 const suite = chooseSuite(process.argv.slice(2));
 if (suite.suite === 'sync') process.exit(await runSyncSuite(suite.syncArgs));
 if (suite.suite === 'salesforce') process.exit(await runSyncSuite(suite.syncArgs, 'salesforce.ts'));
+if (suite.suite === 'scale-out') process.exit(await runSyncSuite(suite.syncArgs.length > 0 ? suite.syncArgs : ['--workers'], 'scale-out.ts'));
 
 type Metric = 'creates' | 'reads' | 'log';
 type StoreKind = 'sqlite' | 'postgres';
@@ -563,4 +564,9 @@ if (suite.suite === 'all') {
   if (code !== 0) process.exitCode = code;
   const salesforce = await runSyncSuite(suite.syncArgs.filter((arg) => arg === '--no-fail'), 'salesforce.ts');
   if (salesforce !== 0) process.exitCode = salesforce;
+  if ((process.env.KAFKA_BROKERS ?? '') === '') process.stdout.write('\nscale-out suite skipped: KAFKA_BROKERS is not set (npm run kafka:start)\n');
+  else {
+    const scaleOut = await runSyncSuite(['--workers', ...suite.syncArgs.filter((arg) => arg === '--no-fail')], 'scale-out.ts');
+    if (scaleOut !== 0) process.exitCode = scaleOut;
+  }
 }

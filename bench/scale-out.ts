@@ -12,6 +12,13 @@
 // SQLite + the embedded log, then on PostgreSQL + Kafka, connected to a Stripe simulator in this
 // process; customer updates at 50/s (open loop), each timed from just before its PATCH to the
 // simulator holding it (bench/sync-lib/latency.ts, the Stripe sync benchmark's own measure).
+// 3. Worker scaling (`--workers`, off by default): PostgreSQL + Kafka, one Tandem process with the
+// api and relay roles, `--connections` Stripe connections (one simulator account each, no rate
+// limit), paused, and `--customers` customers made through the API; then one, then (on fresh data)
+// two `TANDEM_ROLES=worker` processes start together. Once their dispatchers have marked every
+// customer for every connection and the connection leases have settled between them, every
+// connection is resumed, and the figure is the changes per second from then until the simulator
+// holds every customer in every account: the sync workers' own throughput.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, openSync, closeSync, rmSync } from 'node:fs';
@@ -45,6 +52,10 @@ const { values } = parseArgs({
     stacks: { type: 'string', default: 'sqlite+embedded,postgres+kafka' },
     rate: { type: 'string', default: '50' },
     duration: { type: 'string', default: '20' },
+    workers: { type: 'boolean', default: false },
+    'no-fail': { type: 'boolean', default: false },
+    connections: { type: 'string', default: '8' },
+    customers: { type: 'string', default: '500' },
   },
 });
 const changes = Number(values.changes);
@@ -242,6 +253,12 @@ async function latencyOn(stack: StackName): Promise<LatencyResult> {
 }
 
 const fmt = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '∞');
+/** The issue's targets, judged on PostgreSQL + Kafka: each answers a line, ✓ or ✗. */
+const verdicts: { line: string; met: boolean }[] = [];
+function judge(what: string, value: number, target: number, higherIsBetter: boolean, unit: string): void {
+  const met = higherIsBetter ? value >= target : value < target;
+  verdicts.push({ line: `${met ? '✓' : '✗'} ${what}: ${fmt(value)}${unit} (target ${higherIsBetter ? '≥' : '<'} ${fmt(target)}${unit})`, met });
+}
 if (!values['no-delivery']) {
   const rows: Row[] = [await measure('embedded')];
   if (brokers.length > 0) rows.push(await measure('kafka'));
@@ -249,6 +266,8 @@ if (!values['no-delivery']) {
   process.stdout.write(`\n${String(changes)} changes, ${values.store}, ${String(partitions)} partitions\n\n`);
   process.stdout.write('| log | delivered/s (relay + consume + commit) | seconds | handler calls | outbox appends/s |\n| --- | ---: | ---: | ---: | ---: |\n');
   for (const r of rows) process.stdout.write(`| ${r.log} | ${fmt(r.deliveryPerSecond)} | ${r.seconds.toFixed(2)} | ${fmt(r.handled)} | ${fmt(r.appendPerSecond)} |\n`);
+  const kafka = rows.find((r) => r.log === 'kafka');
+  if (kafka !== undefined) judge('relay and delivery through Kafka', kafka.deliveryPerSecond, 10_000, true, ' changes/s');
 }
 
 if (values.latency && !values['no-latency']) {
@@ -264,5 +283,95 @@ if (values.latency && !values['no-latency']) {
   process.stdout.write('| stack | sent | achieved/s | p50 ms | p90 ms | p99 ms | max ms | lost | PATCH p99 ms |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n');
   for (const [stack, r] of results) {
     process.stdout.write(`| ${stack} | ${String(r.sent)} | ${r.achievedRatePerSecond.toFixed(1)} | ${fmt(r.seen.p50Ms)} | ${fmt(r.seen.p90Ms)} | ${fmt(r.seen.p99Ms)} | ${fmt(r.seen.maxMs)} | ${String(r.seen.lost)} | ${fmt(r.writeCall.p99Ms)} |\n`);
+    if (stack === 'postgres+kafka') judge(`outbound p99 at ${values.rate} changes/s on PostgreSQL + Kafka`, r.seen.lost > 0 ? Infinity : r.seen.p99Ms, 500, false, ' ms');
   }
+}
+
+/** Worker scaling: the time `count` worker processes take to push a backlog to every connection. */
+async function workersOn(count: number): Promise<{ workers: number; changes: number; seconds: number; perSecond: number }> {
+  const { dataDir, databaseUrl, drop } = await freshStore('postgres');
+  const sim = await startStripeSimulator({ rateLimitPerSecond: 0 });
+  const adminKey = `bench_${randomBytes(24).toString('base64url')}`;
+  const env: Record<string, string> = {
+    DATA_DIR: dataDir,
+    TANDEM_ADMIN_API_KEY: adminKey,
+    DATABASE_URL: databaseUrl ?? '',
+    KAFKA_BROKERS: brokers.join(','),
+    TANDEM_KAFKA_TOPIC_PREFIX: `bench.${String(Date.now())}.`,
+    TANDEM_SYNC_POLL_MS: '60000',
+  };
+  const children: RunningTandem[] = [];
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  const connections = Number(values.connections);
+  const customers = Number(values.customers);
+  try {
+    const api = await startChild({ ...env, TANDEM_ROLES: 'api,relay' }, join(dataDir, 'api.log'));
+    children.push(api);
+    const client = new TandemApi(api.url, adminKey);
+    const keys: string[] = [];
+    const ids: string[] = [];
+    for (let c = 0; c < connections; c += 1) {
+      const key = `sk_test_bench_workers_${String(c)}_${Date.now().toString(36)}`;
+      keys.push(key);
+      // No worker runs yet: the connection shows active only once one does, so no waitActive here.
+      const made = await client.call<{ id: string }>('POST', '/api/v1/connections', { ...stripeConnectionInput(key, sim.url, 10_000, 60_000), name: `bench ${String(c)}` });
+      await client.pause(made.id);
+      ids.push(made.id);
+    }
+    for (let i = 0; i < customers; i += 50) {
+      await Promise.all(
+        Array.from({ length: Math.min(50, customers - i) }, (_, j) => client.createCustomer({ name: `Worker Bench ${String(i + j)}`, email: `wb${String(i + j)}@example.com` })),
+      );
+    }
+    const total = customers * connections;
+    const workers = await Promise.all(Array.from({ length: count }, (_, w) => startChild({ ...env, TANDEM_ROLES: 'worker' }, join(dataDir, `worker-${String(w)}.log`))));
+    children.push(...workers);
+    // The dispatchers mark every customer for every (paused) connection; the leases settle.
+    const settleStart = performance.now();
+    for (;;) {
+      const marks = Number((await db.query<{ n: string }>('select count(*) as n from sync_marks')).rows[0]?.n ?? 0);
+      if (marks >= total) break;
+      if (performance.now() - settleStart > 300_000) throw new Error(`only ${String(marks)} of ${String(total)} marks after 300 s`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 8_000));
+    const start = performance.now();
+    await Promise.all(ids.map((id) => client.resume(id)));
+    const held = () => keys.reduce((n, key) => n + sim.admin.customers(key, { includeDeleted: false }).length, 0);
+    for (;;) {
+      if (held() >= total) break;
+      if (performance.now() - start > 600_000) throw new Error(`only ${String(held())} of ${String(total)} customers in the simulator after 600 s`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const seconds = (performance.now() - start) / 1000;
+    return { workers: count, changes: total, seconds, perSecond: total / seconds };
+  } finally {
+    for (const child of children.reverse()) await child.stop();
+    await db.end();
+    await sim.stop();
+    await drop();
+  }
+}
+
+if (values.workers) {
+  if (brokers.length === 0) {
+    process.stderr.write('KAFKA_BROKERS is not set: worker scaling needs PostgreSQL + Kafka\n');
+  } else {
+    const rows = [await workersOn(1), await workersOn(2)];
+    process.stdout.write(`\nWorker scaling, PostgreSQL + Kafka: ${values.customers} customers × ${values.connections} Stripe connections (simulator without limit)\n\n`);
+    process.stdout.write('| worker processes | changes | seconds | changes/s | vs one |\n| ---: | ---: | ---: | ---: | ---: |\n');
+    const one = rows[0]?.perSecond ?? 1;
+    for (const r of rows) process.stdout.write(`| ${String(r.workers)} | ${fmt(r.changes)} | ${r.seconds.toFixed(1)} | ${fmt(r.perSecond)} | ${(r.perSecond / one).toFixed(2)}× |\n`);
+    const two = rows[1];
+    if (two !== undefined) {
+      const ratio = two.perSecond / one;
+      verdicts.push({ line: `${ratio >= 1.5 ? '✓' : '✗'} two worker processes vs one: ${ratio.toFixed(2)}× (target ≥ 1.5×)`, met: ratio >= 1.5 });
+    }
+  }
+}
+
+if (verdicts.length > 0) {
+  process.stdout.write(`\n${verdicts.map((v) => v.line).join('\n')}\n`);
+  if (verdicts.some((v) => !v.met) && !values['no-fail']) process.exitCode = 1;
 }

@@ -10,15 +10,17 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 
-export const SUITES = ['foundation', 'sync', 'salesforce', 'all'] as const;
+export const SUITES = ['foundation', 'sync', 'salesforce', 'scale-out', 'all'] as const;
 export type Suite = (typeof SUITES)[number];
 
 export const SUITE_USAGE = `
   --suite <name>         foundation (the figures above), sync (bench/sync.ts: Stripe sync latency
                          and throughput), salesforce (bench/salesforce.ts: bursts of changed
-                         customers to Salesforce) or all (default: the three, in that order). With
-                         --suite sync or salesforce every other argument goes to that script
-                         (--help lists them)
+                         customers to Salesforce), scale-out (bench/scale-out.ts: embedded log vs
+                         Kafka, latency on PostgreSQL + Kafka, one vs two worker processes; needs
+                         KAFKA_BROKERS) or all (default: every suite, in that order; scale-out only
+                         when KAFKA_BROKERS is set). With --suite sync, salesforce or scale-out every
+                         other argument goes to that script
   --sync-args '<args>'   with --suite all: arguments for bench/sync.ts, e.g. '--quick'
 `;
 
@@ -56,7 +58,7 @@ export function chooseSuite(argv: readonly string[]): SuiteChoice {
       syncExtra.push(...value.split(/\s+/).filter((s) => s !== ''));
     }
   }
-  if (suite === 'sync' || suite === 'salesforce') return { suite, foundationArgs: [], syncArgs: [...rest, ...syncExtra] };
+  if (suite === 'sync' || suite === 'salesforce' || suite === 'scale-out') return { suite, foundationArgs: [], syncArgs: [...rest, ...syncExtra] };
   const shared = rest.filter((arg) => arg === '--no-fail' || arg === '--profile');
   return { suite, foundationArgs: rest, syncArgs: [...shared, ...syncExtra] };
 }
