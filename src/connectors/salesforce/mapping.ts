@@ -33,7 +33,8 @@
 // - an address: line1/line2 as the Street splits them back (line1 = up to the first newline), all
 //   parts empty is null, and a two-letter country is upper case.
 import { z } from 'zod';
-import { ConnectorError, type ExternalObject } from '../connector.ts';
+import type { ExternalObject } from '../connector.ts';
+import { invalid, isRecord, text } from '../canonical-values.ts';
 
 /** The external id field (on Account and Contact) that holds the Tandem record id. */
 export const TANDEM_ID_FIELD = 'Tandem_Id__c';
@@ -129,21 +130,6 @@ export function resolveMapping(settings: CustomerMappingSettings = DEFAULT_CUSTO
   if (address !== undefined) select[address.object].push(...Object.values(addressFields(address.prefix)));
   const fields = ['name', 'company', ...scalars.map((s) => s.canonical), ...(address === undefined ? [] : ['billing_address'])];
   return { fields, scalars, address, select };
-}
-
-function invalid(field: string, expected: string): never {
-  throw new ConnectorError('fatal', `customer.${field} must be ${expected}`, { externalCode: 'tandem_invalid_field' });
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** '' and null (and undefined) are all "no value". */
-function text(value: unknown, field: string): string | null {
-  if (value === null || value === undefined || value === '') return null;
-  if (typeof value !== 'string') invalid(field, 'a string or null');
-  return value;
 }
 
 /** A person's name as First/Last: split at the last run of whitespace. */

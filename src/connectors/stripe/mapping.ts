@@ -19,7 +19,8 @@
 // - an address whose parts are all null (or '') is no address: null; `country` is upper case;
 // - metadata drops keys whose value is '' (Stripe deletes a key given '') and the key `tandem_id`.
 import type Stripe from 'stripe';
-import { ConnectorError, type ExternalObject } from '../connector.ts';
+import type { ExternalObject } from '../connector.ts';
+import { invalid, isRecord, text } from '../canonical-values.ts';
 
 /** The Stripe metadata key that holds the Tandem record id. */
 export const TANDEM_ID_KEY = 'tandem_id';
@@ -41,21 +42,6 @@ export interface CanonicalCustomer {
 }
 
 const SCALARS = ['name', 'email', 'phone'] as const;
-
-function invalid(field: string, expected: string): never {
-  throw new ConnectorError('fatal', `customer.${field} must be ${expected}`, { externalCode: 'tandem_invalid_field' });
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** '' and null (and undefined, from Stripe's optional fields) are all "no value". */
-function text(value: unknown, field: string): string | null {
-  if (value === null || value === undefined || value === '') return null;
-  if (typeof value !== 'string') invalid(field, 'a string or null');
-  return value;
-}
 
 function address(value: unknown): CanonicalAddress | null {
   if (value === null || value === undefined || value === '') return null;

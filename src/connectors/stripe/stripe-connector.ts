@@ -23,6 +23,7 @@ import {
   type WebhookRequest,
   type WriteOptions,
 } from '../connector.ts';
+import { isServiceBaseUrl } from '../canonical-values.ts';
 import { decodeCursor, encodeCursor, type PollCursor } from './cursor.ts';
 import { classifyStripeError, isResourceMissing, maskSecrets } from './errors.ts';
 import {
@@ -48,24 +49,6 @@ const OPS: Readonly<Record<string, ExternalNotification['op']>> = {
 /** Stripe's own webhook tolerance: a delivery signed more than 5 minutes ago is refused. */
 export const WEBHOOK_TOLERANCE_SECONDS = 300;
 
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
-
-function isLoopback(hostname: string): boolean {
-  return LOOPBACK_HOSTS.has(hostname) || /^127(\.\d{1,3}){3}$/.test(hostname);
-}
-
-/** https anywhere; plain http only to this machine (a simulator), never carrying a key elsewhere. */
-function checkApiBaseUrl(value: string): boolean {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return false;
-  }
-  if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') return false;
-  if (url.pathname !== '/' && url.pathname !== '') return false;
-  return url.protocol === 'https:' || (url.protocol === 'http:' && isLoopback(url.hostname));
-}
 
 export const stripeCredentialsSchema = z
   .object({
@@ -83,7 +66,7 @@ export const stripeSettingsSchema = z
     apiBaseUrl: z
       .string()
       .max(2048)
-      .refine(checkApiBaseUrl, 'an https:// URL with no path, or http:// to this machine (a simulator)')
+      .refine(isServiceBaseUrl, 'an https:// URL with no path, or http:// to this machine (a simulator)')
       .optional(),
   })
   .strict();
