@@ -1,7 +1,8 @@
 // `npm run bench -- --suite salesforce [options]` (or `node_modules/.bin/node bench/salesforce.ts …`):
 // pushing bursts of changed customers to Salesforce, against the target of docs/benchmarks.md
 // ("Salesforce"): a burst of 10,000 changed customers takes ≤ 60 API calls (sObject Collections,
-// 200 records a call) and stays within the simulator's limits.
+// 200 records a collection, several collections in one Composite call) and stays within the
+// simulator's limits. Every burst is judged.
 //
 // Tandem runs as `node src/main.ts` in a child process (bench/lib/tandem.ts: temp DATA_DIR, SQLite,
 // demo off, LOG_LEVEL=warn), connected through its API to a Salesforce simulator in this process
@@ -9,7 +10,7 @@
 // primary Contact); then three bursts change all N: Account fields only (company, phone), Contact
 // fields only (name, email), and both. For each: the API calls the simulator counted from the first
 // change until every change is visible in the simulator (every call: collections, queries, polls),
-// the collection calls, records per collection call, and the time. Exits 1 when a judged figure
+// the write calls (collections or composite), records per write call, and the time. Exits 1 when a judged figure
 // misses its target, unless --no-fail.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -76,9 +77,10 @@ interface BurstResult {
 
 type Row = Record<string, unknown>;
 
+/** Write calls: sObject Collections calls and Composite calls (which carry collections as subrequests). */
 function collectionCalls(sim: SalesforceSimulator): number {
   return Object.entries(sim.admin.requests().byRoute)
-    .filter(([route]) => route.includes('composite/sobjects'))
+    .filter(([route]) => route.includes('composite/sobjects') || route === 'POST composite')
     .reduce((n, [, count]) => n + count, 0);
 }
 
@@ -151,7 +153,7 @@ try {
     };
     results.push(result);
     log(
-      `  ${burst.padEnd(40)} ${String(apiCalls).padStart(5)} API calls (${String(collections)} collection calls, ${String(result.recordsPerCollectionCall)} records each)  ${result.seconds.toFixed(1)} s` +
+      `  ${burst.padEnd(40)} ${String(apiCalls).padStart(5)} API calls (${String(collections)} write calls: collections or composite, ${String(result.recordsPerCollectionCall)} records each)  ${result.seconds.toFixed(1)} s` +
         (result.met === null ? '' : result.met ? '  ✓' : `  ✗ (target ≤ ${String(CALL_TARGET)})`),
     );
     if (result.met === false) exitCode = 1;
@@ -169,7 +171,7 @@ try {
       const contacts = contactsByAccount();
       return ids.every((id) => contacts.has(accounts.get(id)?.Id));
     },
-    false,
+    true,
   );
   await measure(
     'update: Account fields (company, phone)',
@@ -198,7 +200,7 @@ try {
       const contacts = contactsByAccount();
       return ids.every((id, i) => accounts.get(id)?.Name === `Both ${String(i)}` && contacts.get(accounts.get(id)?.Id)?.Email === `b${String(i)}@bench.example`);
     },
-    false,
+    true,
   );
   const issues = await api.openIssues();
   if (issues > 0) {
@@ -218,7 +220,7 @@ const out = resolve(args.out);
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, `${JSON.stringify({ at: new Date().toISOString(), machine: describeMachine(), customers, rate, results }, null, 2)}\n`);
 const table = [
-  '| burst | customers | API calls | collection calls | records per collection call | seconds | target |',
+  '| burst | customers | API calls | write calls (collection or composite) | records per write call | seconds | target |',
   '| --- | ---: | ---: | ---: | ---: | ---: | --- |',
   ...results.map(
     (r) =>

@@ -1,9 +1,10 @@
 // Kill -9 in the middle of a batch: Tandem as a real child process (`node src/main.ts`) on a test
 // stack, a Salesforce simulator in this process, a Salesforce connection made through Tandem's API.
 // A batch of 1,000 changes goes through Tandem's API (creates, then updates and deletes of them);
-// Tandem pushes them to Salesforce in sObject Collections. Tandem reaches Salesforce through a proxy
-// in this process that lets Salesforce apply a collection call and kills Tandem before the answer
-// reaches it — twice: during the creates (an upsert of Accounts or Contacts) and during the updates.
+// Tandem pushes them to Salesforce in sObject Collections, carried in Composite calls. Tandem reaches
+// Salesforce through a proxy in this process that lets Salesforce apply a composite call and kills
+// Tandem before the answer reaches it — twice: during the creates (the upserts of Accounts and
+// their Contacts) and during the updates.
 // Each time Tandem is restarted on the same store. Once quiet, every live customer must be exactly
 // one live Account (named after its company) with one Contact (its email); no Account duplicated,
 // none left for a deleted customer, no sync issue.
@@ -112,10 +113,10 @@ for (const stack of STACKS) {
       await testStore.cleanup();
     });
 
-    /** Arms a kill on the next collection call matching `path` that Salesforce applies; restarts Tandem after it. */
-    const killDuring = (path: RegExp): Promise<boolean> => {
+    /** Arms a kill on the next call (`method`, `path`) that Salesforce applies; restarts Tandem after it. */
+    const killDuring = (method: string, path: RegExp): Promise<boolean> => {
       let restarted!: () => void;
-      const aimed = proxy.killOn('PATCH', path, 20_000);
+      const aimed = proxy.killOn(method, path, 20_000);
       alive = new Promise<void>((resolve) => {
         restarted = resolve;
       });
@@ -127,7 +128,7 @@ for (const stack of STACKS) {
       });
     };
 
-    test('1,000 changes, Tandem killed -9 twice in the middle of a collection call and restarted: converged, no duplicate Account', { timeout: 300_000 }, async () => {
+    test('1,000 changes, Tandem killed -9 twice in the middle of a composite call and restarted: converged, no duplicate Account', { timeout: 300_000 }, async () => {
       const wanted = new Map<string, Wanted>();
       const ids: string[] = [];
       const lanes = async (count: number, work: (i: number) => Promise<void>): Promise<void> => {
@@ -142,8 +143,9 @@ for (const stack of STACKS) {
         );
       };
 
-      // The first kill: once Salesforce applied an upsert of Accounts or Contacts.
-      const firstKill = killDuring(/^\/services\/data\/v[\d.]+\/composite\/sobjects\/(Account|Contact)\/Tandem_Id__c$/);
+      // The first kill: once Salesforce applied a composite call of creates (the Accounts upsert and
+      // the Contacts upsert referring to it).
+      const firstKill = killDuring('POST', /^\/services\/data\/v[\d.]+\/composite$/);
       await lanes(CREATES, async (i) => {
         const body = { name: `Crash Person ${String(i)}`, email: `crash${String(i)}@example.com`, company: `Crash Co ${String(i)}` };
         const res = await reliably('POST', '/api/v1/customers', body, { 'idempotency-key': `crash-create-${String(i)}` });
@@ -151,10 +153,10 @@ for (const stack of STACKS) {
         ids[i] = res.json.id;
         wanted.set(res.json.id, { company: body.company, email: body.email, deleted: false });
       });
-      assert.ok(await firstKill, 'the first kill came after Salesforce applied a collection upsert');
+      assert.ok(await firstKill, 'the first kill came after Salesforce applied a composite call of upserts');
 
-      // The second kill: once Salesforce applied a collection update.
-      const secondKill = killDuring(/^\/services\/data\/v[\d.]+\/composite\/sobjects$/);
+      // The second kill: once Salesforce applied a composite call of updates (Account and Contact PATCHes).
+      const secondKill = killDuring('POST', /^\/services\/data\/v[\d.]+\/composite$/);
       await lanes(UPDATES + DELETES, async (i) => {
         const id = ids[i] ?? '';
         const want = wanted.get(id);

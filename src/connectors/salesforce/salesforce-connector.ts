@@ -29,7 +29,7 @@ import {
 } from '../connector.ts';
 import { flowOf, requestToken, salesforceCredentialsSchema, secretsOf, type SalesforceCredentials } from './auth.ts';
 import { streamChanges } from './cdc-stream.ts';
-import { classifySalesforceError, errorFromCode, isMissing } from './errors.ts';
+import { classifySalesforceError, errorFromCode, isMissing, maskSecrets } from './errors.ts';
 import {
   TANDEM_ID_FIELD,
   completeCustomerFields,
@@ -49,6 +49,8 @@ export const SALESFORCE_LOGIN_URL = 'https://login.salesforce.com';
 export const DEFAULT_API_VERSION = '62.0';
 /** sObject Collections take at most 200 records a call. */
 export const MAX_BATCH = 200;
+/** A Composite request takes at most 25 subrequests, at most 5 of them sObject Collections or queries. */
+const MAX_COMPOSITE_COLLECTIONS = 5;
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
@@ -180,6 +182,30 @@ interface CollectionResult {
 interface Customer {
   account: SalesforceRow;
   contact: SalesforceRow | undefined;
+}
+
+/** One subrequest of a write call (a collection call; several go in one Composite request). */
+interface Part {
+  what: string;
+  method: 'PATCH' | 'POST' | 'DELETE';
+  /** Below the version root: `/composite/sobjects…`. */
+  url: string;
+  referenceId: string;
+  body?: unknown;
+}
+
+type PartAnswer = { ok: true; body: unknown } | { ok: false; error: ConnectorError; code: string | undefined };
+
+/** Subrequests that go in the same call (later ones may refer to earlier ones) and what their answers do. */
+interface Unit {
+  parts: Part[];
+  done: (answers: PartAnswer[]) => Promise<void>;
+}
+
+interface CompositeSubresult {
+  body: unknown;
+  httpStatusCode: number;
+  referenceId: string;
 }
 
 /** One record sent in a collection call, and the write it serves. */
@@ -426,12 +452,17 @@ export class SalesforceConnectorClient implements ConnectorClient {
     for (const part of chunks(records, MAX_BATCH)) {
       await beforeRequest();
       const answer = await this.#request<CollectionResult[]>(what, signal, method, url, { allOrNone: false, records: part });
-      if (!Array.isArray(answer) || answer.length !== part.length) {
-        throw new ConnectorError('retry', `Salesforce ${what} answered ${Array.isArray(answer) ? String(answer.length) : 'no'} results for ${String(part.length)} records`);
-      }
-      results.push(...answer);
+      results.push(...this.#results(answer, part.length, what));
     }
     return results;
+  }
+
+  /** A collection's answer, checked: one result per record sent. */
+  #results(answer: unknown, expected: number, what: string): CollectionResult[] {
+    if (!Array.isArray(answer) || answer.length !== expected) {
+      throw new ConnectorError('retry', `Salesforce ${what} answered ${Array.isArray(answer) ? String(answer.length) : 'no'} results for ${String(expected)} records`);
+    }
+    return answer as CollectionResult[];
   }
 
   #recordError(result: CollectionResult, what: string): ConnectorError {
@@ -440,7 +471,47 @@ export class SalesforceConnectorClient implements ConnectorClient {
     return errorFromCode(first?.statusCode ?? 'UNKNOWN_EXCEPTION', `${first?.message ?? 'no message'}${fields}`, what, this.#secrets);
   }
 
-  /** The writes of one batch (at most MAX_BATCH), in as few collection calls as they allow. */
+  /**
+   * Sends subrequests in ONE call: a single one as itself, several as a Composite request
+   * (`allOrNone: false`, in order; one API call whatever it holds). A failure of the whole call
+   * throws; a failed subrequest is its answer (`ok: false`, kind by its errorCode).
+   */
+  async #send(parts: readonly Part[], signal: AbortSignal | undefined, beforeRequest: () => Promise<void>): Promise<PartAnswer[]> {
+    await beforeRequest();
+    if (parts.length === 1 && parts[0] !== undefined) {
+      const part = parts[0];
+      return [{ ok: true, body: await this.#request<unknown>(part.what, signal, part.method, part.url, part.body) }];
+    }
+    const root = `/services/data/v${this.#conn.version}`;
+    const answer = await this.#request<{ compositeResponse?: CompositeSubresult[] }>(`composite (${parts.map((p) => p.what).join(', ')})`, signal, 'POST', '/composite', {
+      allOrNone: false,
+      collateSubrequests: false,
+      compositeRequest: parts.map((p) => ({ method: p.method, url: `${root}${p.url}`, referenceId: p.referenceId, ...(p.body === undefined ? {} : { body: p.body }) })),
+    });
+    const results = answer.compositeResponse;
+    if (!Array.isArray(results) || results.length !== parts.length) {
+      throw new ConnectorError('retry', `Salesforce composite answered ${Array.isArray(results) ? String(results.length) : 'no'} results for ${String(parts.length)} subrequests`);
+    }
+    return parts.map((part, k): PartAnswer => {
+      const result = results[k];
+      if (result === undefined) return { ok: false, error: new ConnectorError('retry', `Salesforce ${part.what}: no subrequest result`), code: undefined };
+      if (result.httpStatusCode < 300) return { ok: true, body: result.body };
+      const first = Array.isArray(result.body) ? (result.body[0] as { errorCode?: unknown; message?: unknown } | undefined) : undefined;
+      const code = typeof first?.errorCode === 'string' ? first.errorCode : `ERROR_HTTP_${String(result.httpStatusCode)}`;
+      const message = typeof first?.message === 'string' ? first.message : `HTTP ${String(result.httpStatusCode)}`;
+      // A subrequest halted by another's failure says nothing about its own records: try again.
+      const error = code === 'PROCESSING_HALTED' ? new ConnectorError('retry', maskSecrets(`Salesforce ${part.what} was not run: ${message} (${code})`, this.#secrets), { externalCode: code }) : errorFromCode(code, message, part.what, this.#secrets);
+      return { ok: false, error, code };
+    });
+  }
+
+  /**
+   * The writes of one batch (at most MAX_BATCH) in as few calls as they allow: the creates (Accounts
+   * upsert + Contacts upsert referring to them), the updates (collection PATCHes, Contacts to make)
+   * and the deletes (one collection DELETE) go as subrequests of one Composite call (at most 5
+   * collections a call). A cold Contact cache adds one query before; a refused Account among
+   * creates adds one call after (its Contact subrequest halts; the other Contacts are sent again).
+   */
   async #writeMany(writes: readonly BatchWrite[], beforeRequest: () => Promise<void>, signal: AbortSignal | undefined): Promise<BatchOutcome[]> {
     if (writes.length > MAX_BATCH) throw new ConnectorError('fatal', `writeMany takes at most ${String(MAX_BATCH)} writes, got ${String(writes.length)}`);
     signal?.throwIfAborted();
@@ -449,61 +520,120 @@ export class SalesforceConnectorClient implements ConnectorClient {
     const fail = (i: number, error: ConnectorError): void => {
       if (outcomes[i] === undefined || outcomes[i].ok) outcomes[i] = { ok: false, error };
     };
-    await this.#creates(writes, outcomes, fail, beforeRequest, signal);
-    await this.#updates(writes, outcomes, fail, beforeRequest, signal);
-    await this.#deletes(writes, outcomes, fail, beforeRequest, signal);
+    const units = [
+      this.#creates(writes, outcomes, fail, beforeRequest, signal),
+      await this.#updates(writes, outcomes, fail, beforeRequest, signal),
+      this.#deletes(writes, outcomes, fail),
+    ].filter((u): u is Unit => u !== undefined);
+    // Units whole into calls of at most MAX_COMPOSITE_COLLECTIONS subrequests (a unit's references stay within its call).
+    const calls: Unit[][] = [];
+    for (const unit of units) {
+      const last = calls.at(-1);
+      if (last !== undefined && last.reduce((n, u) => n + u.parts.length, 0) + unit.parts.length <= MAX_COMPOSITE_COLLECTIONS) last.push(unit);
+      else calls.push([unit]);
+    }
+    for (const call of calls) {
+      const answers = await this.#send(call.flatMap((u) => u.parts), signal, beforeRequest);
+      let k = 0;
+      for (const unit of call) {
+        await unit.done(answers.slice(k, k + unit.parts.length));
+        k += unit.parts.length;
+      }
+    }
     return outcomes.map((o, i) => o ?? { ok: false, error: new ConnectorError('retry', `write ${String(i)} of the batch got no outcome`) });
   }
 
-  async #creates(
+  #creates(
     writes: readonly BatchWrite[],
     outcomes: (BatchOutcome | undefined)[],
     fail: (i: number, error: ConnectorError) => void,
     beforeRequest: () => Promise<void>,
     signal: AbortSignal | undefined,
-  ): Promise<void> {
+  ): Unit | undefined {
     const creates = writes.flatMap((w, i) => (w.op === 'create' ? [{ i, w }] : []));
-    if (creates.length === 0) return;
-    const prepared = creates.map(({ i, w }) => {
+    if (creates.length === 0) return undefined;
+    const prepared = creates.map(({ i, w }, k) => {
       const canonical = completeCustomerFields(this.#mapping, w.fields);
-      return { i, tandemId: w.tandemId, canonical, values: salesforceValues(this.#mapping, canonical) };
+      return { i, k, tandemId: w.tandemId, canonical, values: salesforceValues(this.#mapping, canonical) };
     });
+    const contactRecord = (p: (typeof prepared)[number], accountId: string): Record<string, unknown> => ({
+      attributes: { type: 'Contact' },
+      [TANDEM_ID_FIELD]: p.tandemId,
+      AccountId: accountId,
+      ...p.values.contact,
+    });
+    const withContact = prepared.filter((p) => contactNeeded(p.values.contact));
     // Upserts by Tandem_Id__c: a retry (or a crash and a new try) finds what the first one made.
-    const accounts = await this.#collection(
-      'account upsert',
-      'PATCH',
-      `/composite/sobjects/Account/${TANDEM_ID_FIELD}`,
-      prepared.map((p) => ({ attributes: { type: 'Account' }, [TANDEM_ID_FIELD]: p.tandemId, ...p.values.account })),
-      signal,
-      beforeRequest,
-    );
-    const contacts: { p: (typeof prepared)[number]; accountId: string }[] = [];
-    prepared.forEach((p, k) => {
-      const result = accounts[k];
-      if (result === undefined || !result.success || result.id === undefined) {
-        fail(p.i, result === undefined ? new ConnectorError('retry', 'no result') : this.#recordError(result, 'account upsert'));
-        return;
-      }
-      outcomes[p.i] = {
-        ok: true,
-        object: { id: result.id, fields: p.canonical, deleted: false, tandemId: p.tandemId, version: undefined },
-      };
-      if (contactNeeded(p.values.contact)) contacts.push({ p, accountId: result.id });
-    });
-    if (contacts.length === 0) return;
-    const answers = await this.#collection(
-      'contact upsert',
-      'PATCH',
-      `/composite/sobjects/Contact/${TANDEM_ID_FIELD}`,
-      contacts.map(({ p, accountId }) => ({ attributes: { type: 'Contact' }, [TANDEM_ID_FIELD]: p.tandemId, AccountId: accountId, ...p.values.contact })),
-      signal,
-      beforeRequest,
-    );
-    contacts.forEach(({ p, accountId }, k) => {
-      const result = answers[k];
-      if (result?.success === true && result.id !== undefined) this.#primaryContact.set(accountId, result.id);
-      else fail(p.i, result === undefined ? new ConnectorError('retry', 'no result') : this.#recordError(result, 'contact upsert'));
-    });
+    // The Contacts' AccountIds refer to the Accounts upsert's results (`@{accounts[k].id}`).
+    const parts: Part[] = [
+      {
+        what: 'account upsert',
+        method: 'PATCH',
+        url: `/composite/sobjects/Account/${TANDEM_ID_FIELD}`,
+        referenceId: 'accounts',
+        body: { allOrNone: false, records: prepared.map((p) => ({ attributes: { type: 'Account' }, [TANDEM_ID_FIELD]: p.tandemId, ...p.values.account })) },
+      },
+    ];
+    if (withContact.length > 0) {
+      parts.push({
+        what: 'contact upsert',
+        method: 'PATCH',
+        url: `/composite/sobjects/Contact/${TANDEM_ID_FIELD}`,
+        referenceId: 'contacts',
+        body: { allOrNone: false, records: withContact.map((p) => contactRecord(p, `@{accounts[${String(p.k)}].id}`)) },
+      });
+    }
+    return {
+      parts,
+      done: async ([accountsAnswer, contactsAnswer]) => {
+        if (accountsAnswer === undefined || !accountsAnswer.ok) {
+          const error = accountsAnswer?.ok === false ? accountsAnswer.error : new ConnectorError('retry', 'no answer to the account upsert');
+          for (const p of prepared) fail(p.i, error);
+          return;
+        }
+        const accounts = this.#results(accountsAnswer.body, prepared.length, 'account upsert');
+        const accountIds = new Map<number, string>();
+        for (const p of prepared) {
+          const result = accounts[p.k];
+          if (result === undefined || !result.success || result.id === undefined) {
+            fail(p.i, result === undefined ? new ConnectorError('retry', 'no result') : this.#recordError(result, 'account upsert'));
+            continue;
+          }
+          accountIds.set(p.k, result.id);
+          outcomes[p.i] = { ok: true, object: { id: result.id, fields: p.canonical, deleted: false, tandemId: p.tandemId, version: undefined } };
+        }
+        if (withContact.length === 0) return;
+        let sent = withContact;
+        let results: CollectionResult[];
+        if (contactsAnswer?.ok === true) {
+          results = this.#results(contactsAnswer.body, withContact.length, 'contact upsert');
+        } else if (contactsAnswer?.ok === false && contactsAnswer.code === 'PROCESSING_HALTED') {
+          // An Account was refused, so its reference had no value and no Contact was written: the
+          // Contacts of the Accounts made go in one more call, with their ids.
+          sent = withContact.filter((p) => accountIds.has(p.k));
+          if (sent.length === 0) return;
+          results = await this.#collection(
+            'contact upsert',
+            'PATCH',
+            `/composite/sobjects/Contact/${TANDEM_ID_FIELD}`,
+            sent.map((p) => contactRecord(p, accountIds.get(p.k) ?? '')),
+            signal,
+            beforeRequest,
+          );
+        } else {
+          const error = contactsAnswer?.ok === false ? contactsAnswer.error : new ConnectorError('retry', 'no answer to the contact upsert');
+          for (const p of withContact) fail(p.i, error);
+          return;
+        }
+        sent.forEach((p, k) => {
+          const result = results[k];
+          const accountId = accountIds.get(p.k);
+          if (result?.success === true && result.id !== undefined && accountId !== undefined) this.#primaryContact.set(accountId, result.id);
+          else if (result !== undefined && result.success) fail(p.i, new ConnectorError('retry', 'the contact upsert answered no id'));
+          else fail(p.i, result === undefined ? new ConnectorError('retry', 'no result') : this.#recordError(result, 'contact upsert'));
+        });
+      },
+    };
   }
 
   async #updates(
@@ -512,9 +642,9 @@ export class SalesforceConnectorClient implements ConnectorClient {
     fail: (i: number, error: ConnectorError) => void,
     beforeRequest: () => Promise<void>,
     signal: AbortSignal | undefined,
-  ): Promise<void> {
+  ): Promise<Unit | undefined> {
     const updates = writes.flatMap((w, i) => (w.op === 'update' ? [{ i, w }] : []));
-    if (updates.length === 0) return;
+    if (updates.length === 0) return undefined;
     // What each object holds before the write: the engine's base, else read (one query for all).
     const previous = new Map<number, Record<string, unknown>>();
     const unknown = updates.filter(({ w }) => w.previous === undefined);
@@ -541,7 +671,9 @@ export class SalesforceConnectorClient implements ConnectorClient {
         const context = { name: (before['name'] as string | null | undefined) ?? null, company: (before['company'] as string | null | undefined) ?? null };
         return { i, w, before, values: salesforceValues(this.#mapping, w.fields, context) };
       });
-    // Contact ids: from the cache, else one query for every missing one.
+    if (planned.length === 0) return undefined;
+    // Contact ids: from the cache, else one query for every missing one. (Not a subrequest of the
+    // write's call: the PATCH needs each Contact's id, and a query's rows cannot be told apart by index.)
     const missing = planned.filter((p) => Object.keys(p.values.contact).length > 0 && !this.#primaryContact.has(p.w.externalId) && isAccountId(p.w.externalId));
     if (missing.length > 0) {
       await this.#primaryContacts(
@@ -571,72 +703,112 @@ export class SalesforceConnectorClient implements ConnectorClient {
         });
       }
     }
-    if (records.length > 0) {
-      const results = await this.#collection('update', 'PATCH', '/composite/sobjects', records.map((r) => r.record), signal, beforeRequest);
-      records.forEach((r, k) => {
-        const result = results[k];
-        if (result?.success === true) return;
-        const error = result === undefined ? new ConnectorError('retry', 'no result') : this.#recordError(result, `${r.accountId === undefined ? 'account' : 'contact'} update`);
-        if (r.accountId !== undefined && isMissing(error)) {
-          // The cached primary Contact is gone (deleted outside): find or make another on the retry.
-          this.#primaryContact.delete(r.accountId);
-          fail(r.write, new ConnectorError('retry', `the primary Contact of Account ${r.accountId} was deleted meanwhile (${error.externalCode ?? ''}); the retry finds or makes another`));
-          return;
-        }
-        fail(r.write, error);
-      });
-    }
+    // The mixed PATCH (Accounts and Contacts, 200 records a subrequest) and the Contacts to make.
+    const patches = chunks(records, MAX_BATCH);
+    const parts: Part[] = patches.map((part, k) => ({
+      what: 'update',
+      method: 'PATCH',
+      url: '/composite/sobjects',
+      referenceId: `updates${String(k)}`,
+      body: { allOrNone: false, records: part.map((r) => r.record) },
+    }));
     if (newContacts.length > 0) {
-      const results = await this.#collection(
-        'contact upsert',
-        'PATCH',
-        `/composite/sobjects/Contact/${TANDEM_ID_FIELD}`,
-        newContacts.map((r) => r.record),
-        signal,
-        beforeRequest,
-      );
-      newContacts.forEach((r, k) => {
-        const result = results[k];
-        if (result?.success === true && result.id !== undefined && r.accountId !== undefined) this.#primaryContact.set(r.accountId, result.id);
-        else fail(r.write, result === undefined ? new ConnectorError('retry', 'no result') : this.#recordError(result, 'contact create'));
+      parts.push({
+        what: 'contact upsert',
+        method: 'PATCH',
+        url: `/composite/sobjects/Contact/${TANDEM_ID_FIELD}`,
+        referenceId: 'newContacts',
+        body: { allOrNone: false, records: newContacts.map((r) => r.record) },
       });
     }
-    for (const p of planned) {
-      if (outcomes[p.i] !== undefined) continue;
-      const fields = { ...p.before, ...normalizeCustomerFields(this.#mapping, p.w.fields) };
-      outcomes[p.i] = { ok: true, object: { id: p.w.externalId, fields: completeCustomerFields(this.#mapping, fields), deleted: false, tandemId: p.w.tandemId, version: undefined } };
+    const finish = (): void => {
+      for (const p of planned) {
+        if (outcomes[p.i] !== undefined) continue;
+        const fields = { ...p.before, ...normalizeCustomerFields(this.#mapping, p.w.fields) };
+        outcomes[p.i] = { ok: true, object: { id: p.w.externalId, fields: completeCustomerFields(this.#mapping, fields), deleted: false, tandemId: p.w.tandemId, version: undefined } };
+      }
+    };
+    if (parts.length === 0) {
+      finish();
+      return undefined;
     }
+    return {
+      parts,
+      done: (answers) => {
+        patches.forEach((part, k) => {
+          const answer = answers[k];
+          if (answer?.ok !== true) {
+            const error = answer?.ok === false ? answer.error : new ConnectorError('retry', 'no answer to the update');
+            for (const r of part) fail(r.write, error);
+            return;
+          }
+          const results = this.#results(answer.body, part.length, 'update');
+          part.forEach((r, n) => {
+            const result = results[n];
+            if (result?.success === true) return;
+            const error = result === undefined ? new ConnectorError('retry', 'no result') : this.#recordError(result, `${r.accountId === undefined ? 'account' : 'contact'} update`);
+            if (r.accountId !== undefined && isMissing(error)) {
+              // The cached primary Contact is gone (deleted outside): find or make another on the retry.
+              this.#primaryContact.delete(r.accountId);
+              fail(r.write, new ConnectorError('retry', `the primary Contact of Account ${r.accountId} was deleted meanwhile (${error.externalCode ?? ''}); the retry finds or makes another`));
+              return;
+            }
+            fail(r.write, error);
+          });
+        });
+        if (newContacts.length > 0) {
+          const answer = answers[patches.length];
+          if (answer?.ok !== true) {
+            const error = answer?.ok === false ? answer.error : new ConnectorError('retry', 'no answer to the contact upsert');
+            for (const r of newContacts) fail(r.write, error);
+          } else {
+            const results = this.#results(answer.body, newContacts.length, 'contact create');
+            newContacts.forEach((r, k) => {
+              const result = results[k];
+              if (result?.success === true && result.id !== undefined && r.accountId !== undefined) this.#primaryContact.set(r.accountId, result.id);
+              else fail(r.write, result === undefined ? new ConnectorError('retry', 'no result') : this.#recordError(result, 'contact create'));
+            });
+          }
+        }
+        finish();
+        return Promise.resolve();
+      },
+    };
   }
 
-  async #deletes(
-    writes: readonly BatchWrite[],
-    outcomes: (BatchOutcome | undefined)[],
-    fail: (i: number, error: ConnectorError) => void,
-    beforeRequest: () => Promise<void>,
-    signal: AbortSignal | undefined,
-  ): Promise<void> {
+  #deletes(writes: readonly BatchWrite[], outcomes: (BatchOutcome | undefined)[], fail: (i: number, error: ConnectorError) => void): Unit | undefined {
     const deletes = writes.flatMap((w, i) => (w.op === 'delete' ? [{ i, w }] : []));
-    if (deletes.length === 0) return;
+    if (deletes.length === 0) return undefined;
     const valid = deletes.filter(({ i, w }) => {
       if (isAccountId(w.externalId)) return true;
       outcomes[i] = { ok: true, object: undefined }; // no such Account can exist: gone either way
       return false;
     });
-    if (valid.length === 0) return;
-    await beforeRequest();
+    if (valid.length === 0) return undefined;
     const ids = valid.map(({ w }) => w.externalId).join(',');
-    const results = await this.#request<CollectionResult[]>('delete', signal, 'DELETE', `/composite/sobjects?ids=${ids}&allOrNone=false`);
-    valid.forEach(({ i, w }, k) => {
-      const result = results[k];
-      this.#primaryContact.delete(w.externalId);
-      if (result?.success === true) {
-        outcomes[i] = { ok: true, object: undefined };
-        return;
-      }
-      const error = result === undefined ? new ConnectorError('retry', 'no result') : this.#recordError(result, `Account ${w.externalId} delete`);
-      if (isMissing(error)) outcomes[i] = { ok: true, object: undefined }; // already deleted, or never there
-      else fail(i, error);
-    });
+    return {
+      parts: [{ what: 'delete', method: 'DELETE', url: `/composite/sobjects?ids=${ids}&allOrNone=false`, referenceId: 'deletes' }],
+      done: ([answer]) => {
+        if (answer?.ok !== true) {
+          const error = answer?.ok === false ? answer.error : new ConnectorError('retry', 'no answer to the delete');
+          for (const { i } of valid) fail(i, error);
+          return Promise.resolve();
+        }
+        const results = this.#results(answer.body, valid.length, 'delete');
+        valid.forEach(({ i, w }, k) => {
+          const result = results[k];
+          this.#primaryContact.delete(w.externalId);
+          if (result?.success === true) {
+            outcomes[i] = { ok: true, object: undefined };
+            return;
+          }
+          const error = result === undefined ? new ConnectorError('retry', 'no result') : this.#recordError(result, `Account ${w.externalId} delete`);
+          if (isMissing(error)) outcomes[i] = { ok: true, object: undefined }; // already deleted, or never there
+          else fail(i, error);
+        });
+        return Promise.resolve();
+      },
+    };
   }
 
   async #one(write: BatchWrite, signal: AbortSignal | undefined): Promise<ExternalObject | undefined> {
@@ -852,7 +1024,7 @@ export const salesforceConnector: ConnectorDefinition<SalesforceCredentials, Sal
   // handled as 'quota') and refuses more than 25 concurrent long-running (≥ 20 s) calls. 20/s with
   // a burst of 20 keeps a connection far from the concurrency limit (calls take 0.1–0.5 s, so a
   // handful in flight) while a burst of writes still goes out fast: with sObject Collections 10,000
-  // changed customers are 50–100 calls.
+  // changed customers are about 50 calls (Composite calls carry several collections).
   rateLimit: { requestsPerSecond: 20, burst: 20 },
   changeFeeds: { webhooks: false, polling: true, streaming: true },
   createClient: (credentials, settings, context) => new SalesforceConnectorClient(credentials, settings, context),

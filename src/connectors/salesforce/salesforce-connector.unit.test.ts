@@ -156,7 +156,7 @@ function createWrites(n: number, prefix = randomUUID().slice(0, 8)): BatchWrite[
 }
 
 describe('salesforce connector: writeMany', () => {
-  test('200 creates take 2 requests, 200 updates 1, 200 deletes 1; beforeRequest before each', async () => {
+  test('200 creates take 1 request (one composite), 200 updates 1, 200 deletes 1; beforeRequest before each', async () => {
     sim.admin.reset();
     const client = clientFor(sim);
     const binding = client.binding('customer');
@@ -174,8 +174,9 @@ describe('salesforce connector: writeMany', () => {
     const creates = createWrites(200);
     const created = await binding.writeMany(creates, { beforeRequest });
     assert.ok(created.every((o) => o.ok), JSON.stringify(created.find((o) => !o.ok)));
-    assert.equal(count(), 2, 'creates: one Account upsert, one Contact upsert');
-    assert.equal(budget, 2);
+    assert.equal(count(), 1, 'creates: one composite call (the Account upsert, the Contact upsert referring to it)');
+    assert.equal(sim.admin.requests().byRoute['POST composite'], 1);
+    assert.equal(budget, 1);
     assert.equal(sim.admin.records('Account').length, 200);
     assert.equal(sim.admin.records('Contact').length, 200);
 
@@ -190,8 +191,8 @@ describe('salesforce connector: writeMany', () => {
     }));
     const updated = await binding.writeMany(updates, { beforeRequest });
     assert.ok(updated.every((o) => o.ok));
-    assert.equal(count(), 3, 'updates: one mixed collection PATCH');
-    assert.equal(budget, 3);
+    assert.equal(count(), 2, 'updates: one mixed collection PATCH');
+    assert.equal(budget, 2);
     assert.equal(sim.admin.requests().byRoute['PATCH composite/sobjects'], 1);
     const got = await binding.get(ids[0] ?? '');
     assert.equal(got?.fields['email'], 'new0@example.com');
@@ -205,6 +206,17 @@ describe('salesforce connector: writeMany', () => {
     const again = await fresh.binding('customer')?.writeMany?.(updates.map((u) => ({ ...u, fields: { email: 'grace@example.com' } })), { beforeRequest: noop });
     assert.ok(again?.every((o) => o.ok));
     assert.equal(count() - before2, 2, 'one Contact query, one collection PATCH');
+
+    // Both objects of 200 customers (400 records): one composite call with two collection PATCHes.
+    const before3 = count();
+    const budget3 = budget;
+    const both = await binding.writeMany(updates.map((u, i) => ({ ...u, fields: { phone: `+33${String(i)}`, email: `both${String(i)}@example.com` } })), { beforeRequest });
+    assert.ok(both.every((o) => o.ok));
+    assert.equal(count() - before3, 1, 'both objects: one composite call');
+    assert.equal(budget - budget3, 1);
+    const got2 = await binding.get(ids[2] ?? '');
+    assert.equal(got2?.fields['phone'], '+332');
+    assert.equal(got2.fields['email'], 'both2@example.com');
 
     const deleted = await binding.writeMany(ids.map((externalId) => ({ op: 'delete', externalId, idempotencyKey: 'd' })), { beforeRequest });
     assert.ok(deleted.every((o) => o.ok));
@@ -255,7 +267,8 @@ describe('salesforce connector: writeMany', () => {
     const phone = await burst(binding, (b, i) => ({ phone: `+1${String(b)}${String(i)}` }));
     assert.ok(phone <= 60, `10,000 Account updates used ${String(phone)} calls`);
     const both = await burst(binding, (b, i) => ({ phone: `+2${String(b)}${String(i)}`, email: `y${String(b)}_${String(i)}@example.com` }));
-    assert.ok(both <= 100, `10,000 Account + Contact updates used ${String(both)} calls`);
+    assert.ok(both <= 60, `10,000 Account + Contact updates used ${String(both)} calls`);
+    assert.ok(createCalls <= 60, `10,000 creates used ${String(createCalls)} calls`);
     const fresh = clientFor(sim); // no Contact cache (after a restart): one query per batch more
     await fresh.validate();
     const freshBinding = fresh.binding('customer');
@@ -276,8 +289,18 @@ describe('salesforce connector: writeMany', () => {
       { op: 'create', tandemId: 'cus_bad_email', fields: { ...sampleFields(1), email: 'not an email' }, idempotencyKey: 'b' },
       { op: 'create', tandemId: 'cus_long', fields: { ...sampleFields(2), company: 'x'.repeat(300) }, idempotencyKey: 'c' },
     ];
+    await client.validate();
+    const calls = sim.admin.requests().total;
     const outcomes = await binding.writeMany(writes, { beforeRequest: noop });
+    // The refused Account halted the Contacts subrequest (its reference had no value): the other
+    // Contacts went in one more call, and the refused Account's Contact was never written.
+    assert.equal(sim.admin.requests().total - calls, 2);
     assert.equal(outcomes[0]?.ok, true);
+    const contacts = sim.admin.records('Contact');
+    assert.ok(contacts.some((c) => c.Tandem_Id__c === 'cus_ok'));
+    assert.equal(contacts.some((c) => c.Tandem_Id__c === 'cus_long'), false);
+    assert.equal(sim.admin.records('Account').some((a) => a.Tandem_Id__c === 'cus_long'), false);
+    assert.equal(sim.admin.records('Account').some((a) => a.Tandem_Id__c === 'cus_bad_email'), true, 'the Contact refused: only its own write fails');
     const bad = outcomes[1];
     assert.ok(bad !== undefined && !bad.ok);
     assert.equal(bad.error.kind, 'fatal');
