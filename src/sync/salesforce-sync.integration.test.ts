@@ -200,8 +200,10 @@ for (const stack of STACKS) {
         .filter((route) => route.includes('composite/sobjects') || route === 'POST composite')
         .reduce((sum, route) => sum + delta(route), 0);
       // 450 customers: up to 200 a batch, each batch ONE composite call (the Accounts upsert and the
-      // Contacts upsert referring to it), in as many batches as the burst took.
-      assert.ok(writeCalls >= 3 && writeCalls <= 10, `write calls: ${String(writeCalls)}`);
+      // Contacts upsert referring to it), in as many batches as the burst took: 3 when the marks come
+      // in faster than they go out; more when they trickle in (the Kafka log on a loaded machine took
+      // 17–19). Unbatched it would be 900.
+      assert.ok(writeCalls >= 3 && writeCalls <= 25, `write calls: ${String(writeCalls)}`);
       assert.equal(writeCalls, delta('POST composite'), 'every write call a composite call: no collection call of its own');
       assert.equal(new Set(accounts().map((a) => a.Tandem_Id__c).filter((x) => x !== undefined && x !== null)).size, accounts().filter((a) => a.Tandem_Id__c !== null && a.Tandem_Id__c !== undefined).length);
 
@@ -211,9 +213,9 @@ for (const stack of STACKS) {
       for (let i = 0; i < ids.length; i += 50) {
         await Promise.all(ids.slice(i, i + 50).map((id, j) => t.call('PATCH', `/api/v1/customers/${id}`, { company: `Renamed ${String(i + j)}` })));
       }
-      await until(() => ids.every((id, i) => accountOf(id)?.Name === `Renamed ${String(i)}`), '() => ids.every((id, i) => accountOf(id)?.Name === `Renamed ${String(i', 60_000);
+      await until(() => ids.every((id, i) => accountOf(id)?.Name === `Renamed ${String(i)}`), 'every burst Account renamed', 60_000);
       const patches = patchCalls() - patchBefore;
-      assert.ok(patches >= 3 && patches <= 12, `PATCH collection calls for ${String(n)} updates: ${String(patches)}`);
+      assert.ok(patches >= 3 && patches <= 25, `PATCH collection calls for ${String(n)} updates: ${String(patches)} (unbatched: ${String(n)})`);
     });
 
     test('when the daily allocation runs out, the Salesforce connection waits with a visible reason, Stripe goes on, and it resumes by itself', async () => {
@@ -266,7 +268,7 @@ for (const stack of STACKS) {
       sfSim.admin.expireSessions();
       const account = sfSim.admin.create('Account', { Name: 'After Expiry Ltd' });
       sfSim.admin.create('Contact', { AccountId: account.Id, LastName: 'Expiry', Email: `expiry.${kind}@example.com` });
-      await until(async () => (await byEmail(`expiry.${kind}@example.com`)).length === 1, 'the Account made after the sessions expired, in Tandem');
+      await until(async () => (await byEmail(`expiry.${kind}@example.com`)).length === 1, 'the Account made after the sessions expired, in Tandem', 60_000);
       await sleep(500);
       assert.equal((await byEmail(`expiry.${kind}@example.com`)).length, 1);
     });

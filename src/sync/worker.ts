@@ -43,7 +43,7 @@ const POLL_CURSOR = FEED_CURSOR;
  * (one came within QUIET_MS), so a burst leaves in full batches, but never holds a mark longer than
  * LINGER_MS (a steady trickle still goes out).
  */
-const BATCH_QUIET_MS = 100;
+const BATCH_QUIET_MS = 200;
 const BATCH_LINGER_MS = 1000;
 /** How many times a create whose answer was lost is asked again with its own key before the object is looked up. */
 const RESEND_TRIES = 4;
