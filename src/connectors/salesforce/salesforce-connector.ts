@@ -27,6 +27,7 @@ import {
   type UpdateOptions,
   type WriteOptions,
 } from '../connector.ts';
+import { isServiceBaseUrl } from '../canonical-values.ts';
 import { flowOf, requestToken, salesforceCredentialsSchema, secretsOf, type SalesforceCredentials } from './auth.ts';
 import { streamChanges } from './cdc-stream.ts';
 import { classifySalesforceError, errorFromCode, isMissing, maskSecrets } from './errors.ts';
@@ -52,24 +53,6 @@ export const MAX_BATCH = 200;
 /** A Composite request takes at most 25 subrequests, at most 5 of them sObject Collections or queries. */
 const MAX_COMPOSITE_COLLECTIONS = 5;
 
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
-
-function isLoopback(hostname: string): boolean {
-  return LOOPBACK_HOSTS.has(hostname) || /^127(\.\d{1,3}){3}$/.test(hostname);
-}
-
-/** https anywhere; plain http only to this machine (a simulator), never carrying a secret elsewhere. */
-function checkLoginUrl(value: string): boolean {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return false;
-  }
-  if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') return false;
-  if (url.pathname !== '/' && url.pathname !== '') return false;
-  return url.protocol === 'https:' || (url.protocol === 'http:' && isLoopback(url.hostname));
-}
 
 export { salesforceCredentialsSchema, type SalesforceCredentials };
 
@@ -78,7 +61,7 @@ export const salesforceSettingsSchema = z
     loginUrl: z
       .string()
       .max(2048)
-      .refine(checkLoginUrl, 'an https:// URL with no path (https://login.salesforce.com, https://test.salesforce.com, My Domain), or http:// to this machine (a simulator)')
+      .refine(isServiceBaseUrl, 'an https:// URL with no path (https://login.salesforce.com, https://test.salesforce.com, My Domain), or http:// to this machine (a simulator)')
       .default(SALESFORCE_LOGIN_URL),
     apiVersion: z
       .string()
