@@ -59,6 +59,8 @@ const SEED = 20_260_601;
 const CONVERGE_MS = 120_000;
 /** After convergence, how long nothing may move. */
 const QUIET_MS = 6000;
+/** The faults last at least this long (the burst is quick; Tandem's syncing of it must meet them too). */
+const FAULTS_MIN_MS = 20_000;
 const SF_MAPPING = resolveMapping();
 
 interface Wanted {
@@ -474,6 +476,8 @@ for (const stack of STACKS) {
         await phase('create');
         await phase('update');
         await phase('delete');
+        // Tandem is still syncing the burst: the faults go on a while.
+        await sleep(Math.max(0, started + FAULTS_MIN_MS - Date.now()));
       } finally {
         drive.on = false;
         await faultRounds;
@@ -527,7 +531,7 @@ for (const stack of STACKS) {
         changes: counts,
         customers: Object.fromEntries(SIDES.map((side) => [side, entities.filter((e) => e.origin === side).length])),
         deleted: Object.fromEntries(SIDES.map((side) => [side, entities.filter((e) => e.deletedBy === side).length])),
-        driveMs,
+        faultsOnMs: driveMs,
         convergeMsAfterFaultsCleared: convergeMs,
         stripe: {
           requests: stripeStats.total,
