@@ -149,7 +149,8 @@ for (const stack of STACKS) {
       await lanes(CREATES, async (i) => {
         const body = { name: `Crash Person ${String(i)}`, email: `crash${String(i)}@example.com`, company: `Crash Co ${String(i)}` };
         const res = await reliably('POST', '/api/v1/customers', body, { 'idempotency-key': `crash-create-${String(i)}` });
-        assert.equal(res.status, 201, JSON.stringify(res.json));
+        // 200: a replay — the first try was made before the kill, and its answer lost with it.
+        assert.ok(res.status === 201 || res.status === 200, JSON.stringify(res.json));
         ids[i] = res.json.id;
         wanted.set(res.json.id, { company: body.company, email: body.email, deleted: false });
       });
