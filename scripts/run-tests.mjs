@@ -48,6 +48,10 @@ const TIERS = {
     // 1-6 and 6-12 from other work); one earlier run under heavier load went past 12 minutes.
     tierTimeoutMs: 14 * 60_000,
     skipsFailInCi: true,
+    // Run after the others, one file at a time: they start several Tandem processes and restart
+    // their own Kafka broker, and on two cores a file beside them starved them (CI saw a broker
+    // restart not recovered within its 120 s while another file ran).
+    serialPatterns: ['test/scale/**/*.integration.test.ts'],
   },
 };
 
@@ -140,10 +144,10 @@ function readJunit(file) {
   return { totals, cases };
 }
 
-function runNodeTest(tier, files, junitFile) {
+function runNodeTest(tier, files, junitFile, fileConcurrency = concurrency) {
   const args = [
     '--test',
-    `--test-concurrency=${concurrency}`,
+    `--test-concurrency=${fileConcurrency}`,
     `--test-timeout=${tier.testTimeoutMs}`,
     // Not --test-force-exit: it drops tests that a file registers after a top-level await (as
     // `skip: await skipUnless(kind)` does) once an earlier one fails. Hung files meet the watchdog below.
@@ -227,13 +231,43 @@ async function runTier(name) {
     return { counts, problems: [] };
   }
 
-  console.log(`\n=== ${name} tests: ${files.length} file(s), ${concurrency} at a time, ${tier.testTimeoutMs / 1000}s per test ===\n`);
+  const serial = new Set(findFiles(tier.serialPatterns ?? []));
+  const groups = [
+    { files: files.filter((f) => !serial.has(f)), concurrency, suffix: '' },
+    { files: files.filter((f) => serial.has(f)), concurrency: 1, suffix: '-serial' },
+  ].filter((g) => g.files.length > 0);
+  const started = Date.now();
+  const problems = [];
+  let allCases = [];
+  let junitFiles = [];
+  for (const group of groups) {
+    console.log(`\n=== ${name} tests: ${group.files.length} file(s), ${group.concurrency} at a time, ${tier.testTimeoutMs / 1000}s per test ===\n`);
+    const result = await runGroup(name + group.suffix, tier, group.files, group.concurrency);
+    for (const key of Object.keys(counts)) counts[key] += result.counts[key];
+    problems.push(...result.problems);
+    allCases = [...allCases, ...result.cases];
+    junitFiles = [...junitFiles, result.junitFile];
+  }
+  const skipped = allCases.filter((c) => c.status === 'skipped');
+  if (inCi && tier.skipsFailInCi && skipped.length > 0) {
+    problems.push(
+      `CI must run every ${name} test, but ${skipped.length} skipped:\n` +
+        skipped.map((c) => `    - ${c.title}${c.reason !== '' ? ` (${c.reason})` : ''}`).join('\n'),
+    );
+  }
+  if (problems.length > 0 && counts.failed === 0) counts.failed = 1;
+  console.log(`\n${name} took ${((Date.now() - started) / 1000).toFixed(1)}s; results in ${junitFiles.map((f) => relative(root, f)).join(', ')}`);
+  return { counts, problems };
+}
+
+/** Runs one group of a tier's files through node --test; answers its counts, problems and cases. */
+async function runGroup(name, tier, files, fileConcurrency) {
+  const counts = { passed: 0, failed: 0, skipped: 0 };
   fs.mkdirSync(resultsDir, { recursive: true });
   // Written under a name of this run's own (another run may share the work tree), then renamed.
   const junitFile = join(resultsDir, `${name}.xml`);
   const ownFile = join(resultsDir, `${name}.${process.pid}.xml`);
-  const started = Date.now();
-  const exit = await runNodeTest(tier, files, ownFile);
+  const exit = await runNodeTest(tier, files, ownFile, fileConcurrency);
   const problems = [];
 
   let cases = [];
@@ -261,16 +295,7 @@ async function runTier(name) {
   }
   // Anything wrong that no test case shows still counts, so the closing line never says "0 failed".
   if (problems.length > 0 && counts.failed === 0) counts.failed = 1;
-
-  const skipped = cases.filter((c) => c.status === 'skipped');
-  if (inCi && tier.skipsFailInCi && skipped.length > 0) {
-    problems.push(
-      `CI must run every ${name} test, but ${skipped.length} skipped:\n` +
-        skipped.map((c) => `    - ${c.title}${c.reason !== '' ? ` (${c.reason})` : ''}`).join('\n'),
-    );
-  }
-  console.log(`\n${name} took ${((Date.now() - started) / 1000).toFixed(1)}s; results in ${relative(root, junitFile)}`);
-  return { counts, problems };
+  return { counts, problems, cases, junitFile };
 }
 
 const unclassified = unclassifiedTestFiles();
