@@ -11,6 +11,7 @@
 // - two processes share one Stripe connection with a 25/s limit; the one running its worker is
 //   stalled (SIGSTOP) until the other takes the connection over, then resumed, so both spend for a
 //   while; together they stay within 25/s (the simulator counts every request of the account).
+import { sql } from 'kysely';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, symlinkSync, existsSync } from 'node:fs';
@@ -230,8 +231,8 @@ async function tandemCustomers(world: World, workspaceId: string): Promise<Map<s
 }
 
 /** What still differs between Tandem and Stripe, per tenant (empty once converged); duplicates always count. */
-async function differences(world: World): Promise<{ missing: number; differing: number; duplicates: string[]; total: number }> {
-  const result = { missing: 0, differing: 0, duplicates: [] as string[], total: 0 };
+async function differences(world: World): Promise<{ missing: number; differing: number; duplicates: string[]; total: number; missingIds?: string[] }> {
+  const result = { missing: 0, differing: 0, duplicates: [] as string[], total: 0, missingIds: [] as string[] };
   for (const tenant of world.tenants) {
     const local = await tandemCustomers(world, tenant.workspaceId);
     const remote = new Map<string, { name: string | null; seq: string | undefined }>();
@@ -244,22 +245,45 @@ async function differences(world: World): Promise<{ missing: number; differing: 
     for (const [id, want] of local) {
       result.total += 1;
       const got = remote.get(id);
-      if (got === undefined) result.missing += 1;
+      if (got === undefined) {
+        result.missing += 1;
+        if (result.missingIds.length < 5) result.missingIds.push(id);
+      }
       else if (got.name !== want.name || got.seq !== want.seq) result.differing += 1;
     }
   }
   return result;
 }
 
+/** Where a missing record's change got to: its outbox rows, relay progress, marks, links, dead letters. */
+async function trail(world: World, ids: readonly string[]): Promise<string> {
+  if (ids.length === 0) return '';
+  const db = world.stack.store.db;
+  const facts: unknown[] = [];
+  for (const id of ids) {
+    const changes = await db.selectFrom('changes').select(['partition', 'offset', 'version', 'op', 'created_at']).where('record_id', '=', id).execute();
+    const marks = await db.selectFrom('sync_marks').selectAll().where('record_id', '=', id).execute();
+    const links = await db.selectFrom('links').select(['external_id', 'local_version', 'deleted']).where('record_id', '=', id).execute();
+    facts.push({ id, changes, marks, links });
+  }
+  const dead = await db.selectFrom('log_dead_letters').selectAll().execute();
+  const offsets = await db.selectFrom('log_offsets').selectAll().execute();
+  const relay = await sql<Record<string, unknown>>`select * from log_relay_progress`.execute(db).then((r) => r.rows, () => []);
+  return JSON.stringify({ facts, dead, offsets, relay });
+}
+
 async function waitConverged(world: World, timeoutMs: number, what: () => string): Promise<void> {
   let last = await differences(world);
+  let facts = '';
   await waitUntil(
     async () => {
       last = await differences(world);
-      return last.missing === 0 && last.differing === 0;
+      const done = last.missing === 0 && last.differing === 0;
+      if (!done) facts = await trail(world, last.missingIds ?? []).catch((error: unknown) => String(error));
+      return done;
     },
     timeoutMs,
-    () => `${JSON.stringify(last)} ${what()}`,
+    () => `${JSON.stringify(last)}\n${facts}\n${what()}`,
     500,
   );
 }
