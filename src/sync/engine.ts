@@ -105,15 +105,17 @@ export class SyncEngine {
   async #reload(id: string): Promise<void> {
     const old = this.#workers.get(id);
     this.#workers.delete(id);
-    this.#byId.delete(id);
     await old?.stop();
-    for (const [workspace, list] of this.#byWorkspace) {
-      this.#byWorkspace.set(workspace, list.filter((c) => c.id !== id));
-    }
-    if (this.#stopped) return;
-    const connection = await this.#deps.connections.load(id);
+    // The connection stays in #byWorkspace (and #byId) until it is installed anew or found gone: a
+    // change dispatched meanwhile is marked for it, not dropped (a reload happens on every lease
+    // move, pause, resume and settings change; a change dropped then never reached the system).
+    const connection = this.#stopped ? undefined : await this.#deps.connections.load(id);
     if (connection === undefined) {
-      this.#budgets.delete(id);
+      this.#byId.delete(id);
+      for (const [workspace, list] of this.#byWorkspace) {
+        this.#byWorkspace.set(workspace, list.filter((c) => c.id !== id));
+      }
+      if (!this.#stopped) this.#budgets.delete(id);
       return;
     }
     this.#install(connection);
