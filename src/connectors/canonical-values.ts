@@ -1,5 +1,5 @@
-// What every connector checks the same way: canonical field values in its mapping, and the base URL
-// its credentials may be sent to.
+// What every connector does the same way: check canonical field values in its mapping and the base
+// URL its credentials may be sent to, and give up on a call when the engine's signal aborts.
 // A value of the wrong type is the caller's mistake for this one record (a `fatal` sync issue), not
 // a failure of the external system.
 import { ConnectorError } from './connector.ts';
@@ -40,4 +40,21 @@ export function isServiceBaseUrl(value: string): boolean {
   if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') return false;
   if (url.pathname !== '/' && url.pathname !== '') return false;
   return url.protocol === 'https:' || (url.protocol === 'http:' && isLoopback(url.hostname));
+}
+
+/** Rejects with the signal's reason as soon as it fires; the promise itself is left to settle. */
+export async function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  let onAbort = (): void => undefined;
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => {
+      reject(signal.reason as Error);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([promise, aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
 }

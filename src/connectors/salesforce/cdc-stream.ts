@@ -15,6 +15,7 @@
 import type { Connection } from 'jsforce';
 import { StreamingExtension } from 'jsforce/lib/api/streaming.js';
 import { ConnectorError, type ExternalNotification, type StreamBatch } from '../connector.ts';
+import { QUOTA_RETRY_AFTER_MS } from './errors.ts';
 
 export interface StreamChangesOptions {
   /** Authenticated jsforce Connection (callOptions already set by the connector). */
@@ -43,8 +44,6 @@ const DEFAULT_UNREACHABLE_MS = 60_000;
 const MAX_BATCH_EVENTS = 200;
 const DISCONNECT_TIMEOUT_MS = 1_000;
 const CONTACT_CACHE_LIMIT = 10_000;
-/** How long a stream that ran into the daily API allocation (during a Contact lookup) waits (as errors.ts: 60 s). */
-const QUOTA_WAIT_MS = 60_000;
 
 /**
  * Holds Salesforce's Change Data Capture feed open from `cursor` and hands its changes to `onBatch`
@@ -524,6 +523,6 @@ function queryError(error: unknown): ConnectorError {
   const message = error instanceof Error ? error.message : String(error);
   const text = `Looking up the Accounts of changed Contacts failed: ${message}`;
   if (code === 'INVALID_SESSION_ID') return new ConnectorError('auth', text, { externalCode: code, status: 401, cause: error });
-  if (code === 'REQUEST_LIMIT_EXCEEDED') return new ConnectorError('quota', text, { externalCode: code, status: 403, retryAfterMs: QUOTA_WAIT_MS, cause: error });
+  if (code === 'REQUEST_LIMIT_EXCEEDED') return new ConnectorError('quota', text, { externalCode: code, status: 403, retryAfterMs: QUOTA_RETRY_AFTER_MS, cause: error });
   return new ConnectorError('retry', text, { externalCode: code, cause: error });
 }

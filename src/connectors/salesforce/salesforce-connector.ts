@@ -27,7 +27,7 @@ import {
   type UpdateOptions,
   type WriteOptions,
 } from '../connector.ts';
-import { isServiceBaseUrl } from '../canonical-values.ts';
+import { abortable, isServiceBaseUrl } from '../canonical-values.ts';
 import { flowOf, requestToken, salesforceCredentialsSchema, secretsOf, type SalesforceCredentials } from './auth.ts';
 import { streamChanges } from './cdc-stream.ts';
 import { classifySalesforceError, errorFromCode, isMissing, maskSecrets } from './errors.ts';
@@ -102,23 +102,6 @@ class TimedTransport extends Transport {
 
   override httpRequest(req: HttpRequest, options: HttpRequestOptions = {}): StreamPromise<HttpResponse> {
     return super.httpRequest(req, { ...options, timeout: this.#timeoutMs, retry: { maxRetries: 0 } });
-  }
-}
-
-/** Rejects with the signal's reason as soon as it fires; the promise itself is left to settle. */
-async function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise;
-  let onAbort = (): void => undefined;
-  const aborted = new Promise<never>((_resolve, reject) => {
-    onAbort = () => {
-      reject(signal.reason as Error);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  try {
-    return await Promise.race([promise, aborted]);
-  } finally {
-    signal.removeEventListener('abort', onAbort);
   }
 }
 

@@ -23,7 +23,7 @@ import {
   type WebhookRequest,
   type WriteOptions,
 } from '../connector.ts';
-import { isServiceBaseUrl } from '../canonical-values.ts';
+import { abortable, isServiceBaseUrl } from '../canonical-values.ts';
 import { decodeCursor, encodeCursor, type PollCursor } from './cursor.ts';
 import { classifyStripeError, isResourceMissing, maskSecrets } from './errors.ts';
 import {
@@ -105,23 +105,6 @@ function sdkConfig(apiBaseUrl: string, timeoutMs: number): Stripe.StripeConfig {
 /** Idempotency keys are at most 255 characters at Stripe; longer ones are hashed. */
 function idempotencyKey(key: string): string {
   return key.length <= 255 ? key : `tandem-${createHash('sha256').update(key).digest('hex')}`;
-}
-
-/** Rejects with the signal's reason as soon as it fires; the promise itself is left to settle. */
-async function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise;
-  let onAbort = (): void => undefined;
-  const aborted = new Promise<never>((_resolve, reject) => {
-    onAbort = () => {
-      reject(signal.reason as Error);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  try {
-    return await Promise.race([promise, aborted]);
-  } finally {
-    signal.removeEventListener('abort', onAbort);
-  }
 }
 
 function headerValue(headers: WebhookRequest['headers'], name: string): string | string[] | undefined {
