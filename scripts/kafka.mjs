@@ -261,7 +261,11 @@ async function start(keepData = process.argv.includes('--keep-data')) {
   writeFileSync(propertiesFile, serverProperties());
   if (!keepData || !existsSync(join(dataDir, 'meta.properties'))) {
     rmSync(dataDir, { recursive: true, force: true });
-    const clusterId = randomBytes(16).toString('base64url');
+    // A Kafka Uuid in base64url. One that starts with '-' reads as an option to the storage tool's
+    // argument parser ("--cluster-id: expected one argument"), so, like Kafka's Uuid.randomUuid, draw
+    // again until it does not (1 start in 64 failed before this).
+    let clusterId = randomBytes(16).toString('base64url');
+    while (clusterId.startsWith('-')) clusterId = randomBytes(16).toString('base64url');
     // controller.quorum.voters names the (static) quorum, so the format needs no --standalone.
     const format = java(['kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', propertiesFile], {});
     if (format.status !== 0) fail(`formatting ${dataDir} failed:\n${format.stdout}${format.stderr}`);
