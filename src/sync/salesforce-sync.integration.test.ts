@@ -37,6 +37,11 @@ for (const stack of STACKS) {
     const contacts = (includeDeleted = false): Row[] => sfSim.admin.records('Contact', { includeDeleted });
     const accountOf = (tandemId: string): Row | undefined => accounts(true).find((a) => a.Tandem_Id__c === tandemId);
     const contactOf = (accountId: unknown): Row | undefined => contacts(true).find((c) => c.AccountId === accountId);
+    // For checks over many records: one copy of the org per check, not one per record (at 450
+    // records, a scan per record took the test process's event loop for seconds at a time, starving
+    // the in-process Tandem and simulators it waits on).
+    const accountsByTandemId = (): Map<unknown, Row> => new Map(accounts(true).map((a) => [a.Tandem_Id__c, a]));
+    const accountsWithContact = (): Set<unknown> => new Set(contacts(true).map((c) => c.AccountId));
     const sfWrites = (): number =>
       Object.entries(sfSim.admin.requests().byRoute)
         .filter(([route]) => !route.startsWith('GET') && !route.includes('query') && !(route.startsWith('POST composite/sobjects/') && !route.includes('Tandem_Id__c')))
@@ -189,7 +194,15 @@ for (const stack of STACKS) {
         );
         for (const res of batch) ids.push(res.json<Json>().id);
       }
-      await until(() => ids.every((id) => contactOf(accountOf(id)?.Id) !== undefined), 'every burst customer as an Account with its Contact', 60_000);
+      await until(
+        () => {
+          const byTandemId = accountsByTandemId();
+          const withContact = accountsWithContact();
+          return ids.every((id) => withContact.has(byTandemId.get(id)?.Id));
+        },
+        'every burst customer as an Account with its Contact',
+        60_000,
+      );
       await settle();
       const afterRoutes = sfSim.admin.requests().byRoute;
       const delta = (route: string) => (afterRoutes[route] ?? 0) - (before[route] ?? 0);
@@ -213,7 +226,14 @@ for (const stack of STACKS) {
       for (let i = 0; i < ids.length; i += 50) {
         await Promise.all(ids.slice(i, i + 50).map((id, j) => t.call('PATCH', `/api/v1/customers/${id}`, { company: `Renamed ${String(i + j)}` })));
       }
-      await until(() => ids.every((id, i) => accountOf(id)?.Name === `Renamed ${String(i)}`), 'every burst Account renamed', 60_000);
+      await until(
+        () => {
+          const byTandemId = accountsByTandemId();
+          return ids.every((id, i) => byTandemId.get(id)?.Name === `Renamed ${String(i)}`);
+        },
+        'every burst Account renamed',
+        60_000,
+      );
       const patches = patchCalls() - patchBefore;
       assert.ok(patches >= 3 && patches <= 25, `PATCH collection calls for ${String(n)} updates: ${String(patches)} (unbatched: ${String(n)})`);
     });

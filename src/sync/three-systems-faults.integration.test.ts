@@ -61,6 +61,8 @@ const CONVERGE_MS = 120_000;
 const QUIET_MS = 6000;
 /** The faults last at least this long (the burst is quick; Tandem's syncing of it must meet them too). */
 const FAULTS_MIN_MS = 20_000;
+/** ...and longer, up to this, until the run met enough of every kind of fault (see faultsMet). */
+const FAULTS_MAX_MS = 60_000;
 const SF_MAPPING = resolveMapping();
 
 interface Wanted {
@@ -187,6 +189,12 @@ for (const stack of STACKS) {
       sfSim.admin.setFaults(sfFaults(0));
       const drive = { on: true };
       const driving = () => drive.on;
+      // What the assertions after the run ask of it: the faults were met, not just switched on.
+      const faultsMet = (): boolean => {
+        const stripe = stripeSim.admin.requests(secretKey);
+        const salesforce = sfSim.admin.requests();
+        return stripe.injectedErrors > 50 && stripe.rateLimited > 0 && salesforce.injectedErrors > 10 && salesforce.limitExceeded > 0;
+      };
       const faultRounds = (async () => {
         for (;;) {
           await sleep(1500);
@@ -478,6 +486,9 @@ for (const stack of STACKS) {
         await phase('delete');
         // Tandem is still syncing the burst: the faults go on a while.
         await sleep(Math.max(0, started + FAULTS_MIN_MS - Date.now()));
+        // On a slow run Tandem may have made few calls while the faults were on (its writes go out in
+        // batches): they go on until every kind was met, for at most FAULTS_MAX_MS in all.
+        while (Date.now() - started < FAULTS_MAX_MS && !faultsMet()) await sleep(250);
       } finally {
         drive.on = false;
         await faultRounds;
