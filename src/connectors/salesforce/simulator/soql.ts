@@ -401,6 +401,21 @@ function compare(actual: Value, op: string, l: Literal): boolean {
   }
 }
 
+/**
+ * An `IN` list of string literals as a set of their lower-case forms (string comparison ignores
+ * case), made once per parsed condition: a lookup of 200 ids in 10,000 rows is then 10,000 set probes,
+ * not two million comparisons. Null when the list holds anything but strings.
+ */
+const stringSets = new WeakMap<Literal[], Set<string> | null>();
+function stringSetOf(values: Literal[]): Set<string> | null {
+  let set = stringSets.get(values);
+  if (set === undefined) {
+    set = values.every((v) => v.kind === 'string') ? new Set(values.map((v) => v.value.toLowerCase())) : null;
+    stringSets.set(values, set);
+  }
+  return set;
+}
+
 export function matches(cond: Condition, record: StoredRecord, parentOf: ParentLookup): boolean {
   switch (cond.kind) {
     case 'and': return cond.items.every((c) => matches(c, record, parentOf));
@@ -409,7 +424,8 @@ export function matches(cond: Condition, record: StoredRecord, parentOf: ParentL
     case 'compare': return compare(valueAt(record, cond.path, parentOf), cond.op, cond.value);
     case 'in': {
       const actual = valueAt(record, cond.path, parentOf);
-      const found = cond.values.some((v) => compare(actual, '=', v));
+      const strings = typeof actual === 'string' ? stringSetOf(cond.values) : null;
+      const found = typeof actual === 'string' && strings !== null ? strings.has(actual.toLowerCase()) : cond.values.some((v) => compare(actual, '=', v));
       return cond.negated ? !found : found;
     }
     case 'like': {
