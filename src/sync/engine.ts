@@ -14,6 +14,7 @@ import { isRunning, type Connection, type Connections } from './connections.ts';
 import type { SyncIssues } from './issues.ts';
 import { createRateBudget, type RateBudget } from './rate-budget.ts';
 import { wantsOutbound } from './settings.ts';
+import { withoutEchoes } from './echoes.ts';
 import { SyncStore } from './sync-store.ts';
 import { ConnectionWorker, type WorkerDeps } from './worker.ts';
 
@@ -189,7 +190,9 @@ export class SyncEngine {
       if (error instanceof ConnectorError) throw new TandemError('WEBHOOK_INVALID', error.message.slice(0, 300));
       throw new TandemError('WEBHOOK_INVALID');
     }
-    const added = await new SyncStore(this.#deps.store.db, connectionId).appendExternal(notifications, 'webhook');
+    // Tandem's own writes coming back are answered and not stored (./echoes.ts).
+    const sync = new SyncStore(this.#deps.store.db, connectionId);
+    const added = await sync.appendExternal(await withoutEchoes(sync, (type) => connection.client.binding(type), notifications), 'webhook');
     if (added > 0) this.#wake(connectionId);
     return { received: notifications.length, new: added };
   }

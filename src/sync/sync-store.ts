@@ -3,6 +3,7 @@
 import { sql } from 'kysely';
 import type { ExternalNotification } from '../connectors/connector.ts';
 import type { ExternalChangesTable, LinksTable, SyncMarksTable } from '../store/schema.ts';
+import { prepared } from '../store/prepared.ts';
 import type { Db, Tx } from '../store/store.ts';
 
 export interface Link {
@@ -35,6 +36,110 @@ export function isPending(link: Link): boolean {
   return link.externalId.startsWith(PENDING_PREFIX);
 }
 
+// The statements every synced change runs, built and compiled once (../store/prepared.ts).
+const linkByRecordQuery = prepared<[connectionId: string, entityType: string, recordId: string], LinksTable>((db, $) =>
+  db.selectFrom('links').selectAll().where('connection_id', '=', $(0)).where('entity_type', '=', $(1)).where('record_id', '=', $(2)),
+);
+const linkByExternalQuery = prepared<[connectionId: string, entityType: string, externalId: string], LinksTable>((db, $) =>
+  db.selectFrom('links').selectAll().where('connection_id', '=', $(0)).where('entity_type', '=', $(1)).where('external_id', '=', $(2)),
+);
+const saveLinkQuery = prepared<
+  [connectionId: string, entityType: string, recordId: string, externalId: string, base: string, localVersion: number, externalVersion: string | null, deleted: number, updatedAt: string],
+  never
+>((db, $) =>
+  db
+    .insertInto('links')
+    .values({
+      connection_id: $(0),
+      entity_type: $(1),
+      record_id: $(2),
+      external_id: $(3),
+      base: $(4),
+      local_version: $(5),
+      external_version: $(6),
+      deleted: $(7),
+      updated_at: $(8),
+    })
+    .onConflict((oc) =>
+      oc.columns(['connection_id', 'entity_type', 'record_id']).doUpdateSet({
+        external_id: $(3),
+        base: $(4),
+        local_version: $(5),
+        external_version: $(6),
+        deleted: $(7),
+        updated_at: $(8),
+      }),
+    ),
+);
+const markQuery = prepared<[connectionId: string, entityType: string, recordId: string, version: number, now: string], never>((db, $) =>
+  db
+    .insertInto('sync_marks')
+    .values({
+      connection_id: $(0),
+      entity_type: $(1),
+      record_id: $(2),
+      wanted_version: $(3),
+      attempts: 0,
+      not_before: $(4),
+      last_error: null,
+      updated_at: $(4),
+    })
+    .onConflict((oc) =>
+      oc.columns(['connection_id', 'entity_type', 'record_id']).doUpdateSet({
+        wanted_version: sql<number>`case when excluded.wanted_version > sync_marks.wanted_version then excluded.wanted_version else sync_marks.wanted_version end`,
+        updated_at: $(4),
+      }),
+    ),
+);
+const dueMarksQuery = prepared<[connectionId: string, now: string, limit: number], SyncMarksTable>((db, $) =>
+  db.selectFrom('sync_marks').selectAll().where('connection_id', '=', $(0)).where('not_before', '<=', $(1)).orderBy('not_before').limit($(2)),
+);
+const clearMarkQuery = prepared<[connectionId: string, entityType: string, recordId: string, doneVersion: number], never>((db, $) =>
+  db
+    .deleteFrom('sync_marks')
+    .where('connection_id', '=', $(0))
+    .where('entity_type', '=', $(1))
+    .where('record_id', '=', $(2))
+    .where('wanted_version', '<=', $(3)),
+);
+const appendExternalQuery = prepared<
+  [connectionId: string, eventId: string, entityType: string, externalId: string, op: string, occurredAt: string, object: string | null, source: string, now: string],
+  never
+>((db, $) =>
+  db
+    .insertInto('external_changes')
+    .values({
+      connection_id: $(0),
+      event_id: $(1),
+      entity_type: $(2),
+      external_id: $(3),
+      op: $(4),
+      occurred_at: $(5),
+      object: $(6),
+      source: $(7),
+      received_at: $(8),
+      processed_at: null,
+      attempts: 0,
+      not_before: $(8),
+      last_error: null,
+    })
+    .onConflict((oc) => oc.columns(['connection_id', 'event_id']).doNothing()),
+);
+const dueExternalQuery = prepared<[connectionId: string, now: string, limit: number], ExternalChangesTable>((db, $) =>
+  db
+    .selectFrom('external_changes')
+    .selectAll()
+    .where('connection_id', '=', $(0))
+    .where('processed_at', 'is', null)
+    .where('not_before', '<=', $(1))
+    .orderBy('occurred_at')
+    .orderBy('event_id')
+    .limit($(2)),
+);
+const finishExternalQuery = prepared<[connectionId: string, eventId: string, now: string], never>((db, $) =>
+  db.updateTable('external_changes').set({ processed_at: $(2) }).where('connection_id', '=', $(0)).where('event_id', '=', $(1)),
+);
+
 function toLink(row: LinksTable): Link {
   return {
     entityType: row.entity_type,
@@ -59,54 +164,29 @@ export class SyncStore {
   // Links
 
   async linkByRecord(entityType: string, recordId: string): Promise<Link | undefined> {
-    const row = await this.#db
-      .selectFrom('links')
-      .selectAll()
-      .where('connection_id', '=', this.connectionId)
-      .where('entity_type', '=', entityType)
-      .where('record_id', '=', recordId)
-      .executeTakeFirst();
+    const row = (await linkByRecordQuery(this.#db, this.connectionId, entityType, recordId)).rows[0];
     return row === undefined ? undefined : toLink(row);
   }
 
   async linkByExternal(entityType: string, externalId: string): Promise<Link | undefined> {
-    const row = await this.#db
-      .selectFrom('links')
-      .selectAll()
-      .where('connection_id', '=', this.connectionId)
-      .where('entity_type', '=', entityType)
-      .where('external_id', '=', externalId)
-      .executeTakeFirst();
+    const row = (await linkByExternalQuery(this.#db, this.connectionId, entityType, externalId)).rows[0];
     return row === undefined ? undefined : toLink(row);
   }
 
   /** Creates or replaces the link of a record. */
   async saveLink(link: Link): Promise<void> {
-    const row: LinksTable = {
-      connection_id: this.connectionId,
-      entity_type: link.entityType,
-      record_id: link.recordId,
-      external_id: link.externalId,
-      base: JSON.stringify(link.base),
-      local_version: link.localVersion,
-      external_version: link.externalVersion,
-      deleted: link.deleted ? 1 : 0,
-      updated_at: new Date().toISOString(),
-    };
-    await this.#db
-      .insertInto('links')
-      .values(row)
-      .onConflict((oc) =>
-        oc.columns(['connection_id', 'entity_type', 'record_id']).doUpdateSet({
-          external_id: row.external_id,
-          base: row.base,
-          local_version: row.local_version,
-          external_version: row.external_version,
-          deleted: row.deleted,
-          updated_at: row.updated_at,
-        }),
-      )
-      .execute();
+    await saveLinkQuery(
+      this.#db,
+      this.connectionId,
+      link.entityType,
+      link.recordId,
+      link.externalId,
+      JSON.stringify(link.base),
+      link.localVersion,
+      link.externalVersion,
+      link.deleted ? 1 : 0,
+      new Date().toISOString(),
+    );
   }
 
   async dropLink(entityType: string, recordId: string): Promise<void> {
@@ -142,37 +222,11 @@ export class SyncStore {
   // Marks: "record X wanted at version n" (level-triggered; many changes collapse into one).
 
   async mark(entityType: string, recordId: string, version: number): Promise<void> {
-    const now = new Date().toISOString();
-    await this.#db
-      .insertInto('sync_marks')
-      .values({
-        connection_id: this.connectionId,
-        entity_type: entityType,
-        record_id: recordId,
-        wanted_version: version,
-        attempts: 0,
-        not_before: now,
-        last_error: null,
-        updated_at: now,
-      })
-      .onConflict((oc) =>
-        oc.columns(['connection_id', 'entity_type', 'record_id']).doUpdateSet({
-          wanted_version: sql<number>`case when excluded.wanted_version > sync_marks.wanted_version then excluded.wanted_version else sync_marks.wanted_version end`,
-          updated_at: now,
-        }),
-      )
-      .execute();
+    await markQuery(this.#db, this.connectionId, entityType, recordId, version, new Date().toISOString());
   }
 
   async dueMarks(limit: number, now: string): Promise<SyncMarksTable[]> {
-    return this.#db
-      .selectFrom('sync_marks')
-      .selectAll()
-      .where('connection_id', '=', this.connectionId)
-      .where('not_before', '<=', now)
-      .orderBy('not_before')
-      .limit(limit)
-      .execute();
+    return (await dueMarksQuery(this.#db, this.connectionId, now, limit)).rows;
   }
 
   /** The earliest time a mark becomes due, if any. */
@@ -187,13 +241,7 @@ export class SyncStore {
 
   /** Clears a mark, unless a newer version was marked meanwhile. */
   async clearMark(entityType: string, recordId: string, doneVersion: number): Promise<void> {
-    await this.#db
-      .deleteFrom('sync_marks')
-      .where('connection_id', '=', this.connectionId)
-      .where('entity_type', '=', entityType)
-      .where('record_id', '=', recordId)
-      .where('wanted_version', '<=', doneVersion)
-      .execute();
+    await clearMarkQuery(this.#db, this.connectionId, entityType, recordId, doneVersion);
   }
 
   async deferMark(entityType: string, recordId: string, attempts: number, notBefore: string, error: string): Promise<void> {
@@ -222,26 +270,9 @@ export class SyncStore {
     let added = 0;
     const now = new Date().toISOString();
     for (const n of notifications) {
-      const result = await this.#db
-        .insertInto('external_changes')
-        .values({
-          connection_id: this.connectionId,
-          event_id: n.eventId,
-          entity_type: n.entityType,
-          external_id: n.externalId,
-          op: n.op,
-          occurred_at: n.occurredAt,
-          object: n.object === undefined ? null : JSON.stringify(n.object),
-          source,
-          received_at: now,
-          processed_at: null,
-          attempts: 0,
-          not_before: now,
-          last_error: null,
-        })
-        .onConflict((oc) => oc.columns(['connection_id', 'event_id']).doNothing())
-        .executeTakeFirst();
-      added += Number(result.numInsertedOrUpdatedRows ?? 0n);
+      const object = n.object === undefined ? null : JSON.stringify(n.object);
+      const result = await appendExternalQuery(this.#db, this.connectionId, n.eventId, n.entityType, n.externalId, n.op, n.occurredAt, object, source, now);
+      added += Number(result.numAffectedRows ?? 0n);
     }
     return added;
   }
@@ -259,16 +290,7 @@ export class SyncStore {
   }
 
   async dueExternal(limit: number, now: string): Promise<ExternalChangesTable[]> {
-    return this.#db
-      .selectFrom('external_changes')
-      .selectAll()
-      .where('connection_id', '=', this.connectionId)
-      .where('processed_at', 'is', null)
-      .where('not_before', '<=', now)
-      .orderBy('occurred_at')
-      .orderBy('event_id')
-      .limit(limit)
-      .execute();
+    return (await dueExternalQuery(this.#db, this.connectionId, now, limit)).rows;
   }
 
   async nextExternalDue(): Promise<string | undefined> {
@@ -282,12 +304,7 @@ export class SyncStore {
   }
 
   async finishExternal(eventId: string): Promise<void> {
-    await this.#db
-      .updateTable('external_changes')
-      .set({ processed_at: new Date().toISOString() })
-      .where('connection_id', '=', this.connectionId)
-      .where('event_id', '=', eventId)
-      .execute();
+    await finishExternalQuery(this.#db, this.connectionId, eventId, new Date().toISOString());
   }
 
   async deferExternal(eventId: string, attempts: number, notBefore: string, error: string): Promise<void> {

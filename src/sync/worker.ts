@@ -5,13 +5,14 @@
 import type { Logger } from 'pino';
 import type { Catalog, RecordView } from '../catalog/catalog.ts';
 import type { EntityRegistry } from '../catalog/registry.ts';
-import { ConnectorError, type EntityBinding, type ExternalObject } from '../connectors/connector.ts';
+import { ConnectorError, type EntityBinding, type ExternalNotification, type ExternalObject } from '../connectors/connector.ts';
 import { TandemError, isTandemError } from '../errors/errors.ts';
 import type { ExternalChangesTable, SyncMarksTable } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
 import { Backfill, BACKFILL_CURSOR, BACKFILL_SOURCE, startState as backfillState } from './backfill.ts';
 import { canBatch, WriteBatcher } from './batcher.ts';
-import { differing, firstLinkBase, mergeMaps, patchFor, pick, sameValue } from './canonical.ts';
+import { differing, firstLinkBase, mergeMaps, patchFor, sameValue } from './canonical.ts';
+import { canonical, isEchoOf, withoutEchoes } from './echoes.ts';
 import type { Connection } from './connections.ts';
 import type { SyncIssues } from './issues.ts';
 import type { RateBudget } from './rate-budget.ts';
@@ -51,12 +52,6 @@ const RESEND_TRIES = 4;
 function backoff(attempt: number, retry: WorkerDeps['retry']): number {
   const cap = Math.min(retry.maxMs, retry.initialMs * 2 ** Math.min(attempt - 1, 20));
   return Math.floor(cap / 2 + Math.random() * (cap / 2));
-}
-
-/** A record's or an object's mapped fields, as the external system can hold them. */
-function canonical(binding: EntityBinding, values: Record<string, unknown>): Record<string, unknown> {
-  const picked = pick(values, binding.fields);
-  return binding.normalize === undefined ? picked : pick(binding.normalize(picked), binding.fields);
 }
 
 function message(error: unknown): string {
@@ -530,11 +525,7 @@ export class ConnectionWorker {
   async #isEcho(type: string, binding: EntityBinding, externalId: string, changes: readonly ExternalChangesTable[]): Promise<boolean> {
     if (changes.some((c) => c.object === null || c.op === 'delete')) return false;
     const link = await this.#sync.linkByExternal(type, externalId);
-    if (link === undefined || link.deleted) return false;
-    return changes.every((c) => {
-      const object = JSON.parse(c.object ?? '{}') as ExternalObject;
-      return !object.deleted && object.id === externalId && differing(canonical(binding, object.fields), link.base, binding.fields).length === 0;
-    });
+    return changes.every((c) => isEchoOf(binding, link, externalId, c.op as ExternalNotification['op'], JSON.parse(c.object ?? '{}') as ExternalObject));
   }
 
   /**
@@ -791,7 +782,8 @@ export class ConnectionWorker {
       // already came as webhooks, and each insert that finds its event would be a commit of its own).
       const added = await this.#deps.store.transaction(async (trx) => {
         const sync = new SyncStore(trx, this.connection.id);
-        const n = await sync.appendExternal(result.notifications, 'poll');
+        // Tandem's own writes coming back are not stored (./echoes.ts).
+        const n = await sync.appendExternal(await withoutEchoes(sync, (type) => client.binding(type), result.notifications), 'poll');
         if (result.resync === true) await this.#startResync(sync);
         await sync.saveCursor(POLL_CURSOR, result.cursor);
         return n;
@@ -847,7 +839,7 @@ export class ConnectionWorker {
             failures = 0;
             const added = await this.#deps.store.transaction(async (trx) => {
               const sync = new SyncStore(trx, this.connection.id);
-              const n = await sync.appendExternal(batch.notifications, 'stream');
+              const n = await sync.appendExternal(await withoutEchoes(sync, (type) => client.binding(type), batch.notifications), 'stream');
               await sync.saveCursor(STREAM_CURSOR, batch.cursor);
               return n;
             });
