@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { differing, firstLinkBase, mergeMaps } from './canonical.ts';
+import { clean, differing, firstLinkBase, mergeMaps } from './canonical.ts';
 
 const fields = ['name', 'email', 'phone', 'metadata'];
 
@@ -21,4 +21,13 @@ test('a first link keeps what each side alone holds and lets Tandem win where bo
 test('an empty string counts as no value', () => {
   const base = firstLinkBase({ name: '', phone: 'x' }, { name: 'Remote', phone: 'y' }, ['name', 'phone']);
   assert.deepEqual(base, { name: '', phone: 'y' });
+});
+
+test('clean gives what a JSON round trip gives, scalars included', () => {
+  const values: unknown[] = [undefined, null, '', 'text', 0, -0, 1.5, -7, Number.NaN, Number.POSITIVE_INFINITY, true, false, { a: undefined, b: [1, undefined], c: -0 }, [null, 'x'], new Date(0)];
+  for (const value of values) {
+    const expected = value === undefined ? null : (JSON.parse(JSON.stringify(value)) as unknown);
+    // Strict: -0 and 0 differ here, as NaN and null do.
+    assert.deepStrictEqual(clean(value), expected, `value ${String(value)}`);
+  }
 });
