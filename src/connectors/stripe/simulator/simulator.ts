@@ -95,13 +95,15 @@ function maskKey(key: string): string {
 }
 
 function readSecretKey(header: string | undefined): { key: string } | { error: StripeApiError } {
-  const noKey = new StripeApiError(
-    401,
-    'invalid_request_error',
-    "You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for details, or we can help at https://support.stripe.com/.",
-    { storable: false, headers: { 'Www-Authenticate': 'Basic realm="Stripe"' } },
-  );
-  if (header === undefined || header.trim() === '') return { error: noKey };
+  // Made only when needed: an Error captures a stack, and this ran on every request.
+  const noKey = (): StripeApiError =>
+    new StripeApiError(
+      401,
+      'invalid_request_error',
+      "You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for details, or we can help at https://support.stripe.com/.",
+      { storable: false, headers: { 'Www-Authenticate': 'Basic realm="Stripe"' } },
+    );
+  if (header === undefined || header.trim() === '') return { error: noKey() };
   const [scheme = '', value = ''] = header.trim().split(/\s+/, 2);
   let key: string;
   if (scheme.toLowerCase() === 'bearer') {
@@ -119,7 +121,7 @@ function readSecretKey(header: string | undefined): { key: string } | { error: S
       ),
     };
   }
-  if (key === '') return { error: noKey };
+  if (key === '') return { error: noKey() };
   if (!KEY_PATTERN.test(key)) {
     return {
       error: new StripeApiError(401, 'invalid_request_error', `Invalid API Key provided: ${maskKey(key)}`, {
