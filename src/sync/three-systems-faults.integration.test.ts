@@ -200,12 +200,16 @@ for (const stack of STACKS) {
           await sleep(1500);
           if (!driving()) break;
           round += 1;
+          // Past FAULTS_MIN_MS (some kind not met yet), a burst is re-armed only while its kind is
+          // not met: a 429 burst of 25 a round takes every request an idle Tandem makes (its polls),
+          // leaving none to meet the 500s.
+          const extended = Date.now() - started > FAULTS_MIN_MS;
           stripeBurstsInjected += stripeBurstSet - stripeBurstLeft();
-          stripeBurstSet = 25;
+          stripeBurstSet = extended && stripeSim.admin.requests(secretKey).rateLimited > 0 ? 0 : 25;
           stripeSim.admin.setFaults(stripeFaults(stripeBurstSet));
           sfBurstsInjected += sfBurstSet - sfBurstLeft();
           // Every other round: the next 3 Salesforce calls are refused as over the daily allocation.
-          sfBurstSet = round % 2 === 0 ? 3 : 0;
+          sfBurstSet = (extended && sfSim.admin.requests().limitExceeded > 0) || round % 2 !== 0 ? 0 : 3;
           if (sfBurstSet > 0) sfLimitBursts += 1;
           sfSim.admin.setFaults(sfFaults(sfBurstSet));
         }
