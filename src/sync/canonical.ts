@@ -1,5 +1,6 @@
 // Canonical values: a record's fields as the connector maps them, compared as JSON values.
 import { isDeepStrictEqual } from 'node:util';
+import type { EntityBinding } from '../connectors/connector.ts';
 
 /** A JSON-clean copy (undefined dropped), so equal values compare equal whatever their origin. */
 export function clean(value: unknown): unknown {
@@ -17,6 +18,12 @@ export function sameValue(a: unknown, b: unknown): boolean {
 
 export function pick(source: Record<string, unknown>, fields: readonly string[]): Record<string, unknown> {
   return Object.fromEntries(fields.map((f) => [f, clean(source[f])]));
+}
+
+/** A record's or an object's mapped fields, as the external system can hold them. */
+export function canonical(binding: EntityBinding, values: Record<string, unknown>): Record<string, unknown> {
+  const picked = pick(values, binding.fields);
+  return binding.normalize === undefined ? picked : pick(binding.normalize(picked), binding.fields);
 }
 
 /** The fields whose values differ between two canonical views. */

@@ -7,15 +7,9 @@
 // The test is the one the worker applies to what it reads back (a notification that does not pass it
 // here, say because it arrived before the link was saved, is stored and passes it there), so being
 // recognised early changes what is stored, never what is synced.
-import type { EntityBinding, ExternalNotification, ExternalObject } from '../connectors/connector.ts';
-import { differing, pick } from './canonical.ts';
-import type { Link, SyncStore } from './sync-store.ts';
-
-/** A record's or an object's mapped fields, as the external system can hold them. */
-export function canonical(binding: EntityBinding, values: Record<string, unknown>): Record<string, unknown> {
-  const picked = pick(values, binding.fields);
-  return binding.normalize === undefined ? picked : pick(binding.normalize(picked), binding.fields);
-}
+import type { ConnectorClient, EntityBinding, ExternalNotification, ExternalObject } from '../connectors/connector.ts';
+import { canonical, differing } from './canonical.ts';
+import type { ExternalSource, Link, SyncStore } from './sync-store.ts';
 
 /**
  * Whether a notification only carries the linked object as the link's base holds it: no delete, the
@@ -27,19 +21,27 @@ export function isEchoOf(binding: EntityBinding, link: Link | undefined, externa
 }
 
 /**
- * The notifications less the echoes of Tandem's own writes. `bindingOf` gives the connector's binding
- * of an entity type (none: kept, the worker decides).
+ * The notifications less the echoes of Tandem's own writes. A type the client has no binding for is
+ * kept (the worker decides).
  */
 export async function withoutEchoes(
   sync: SyncStore,
-  bindingOf: (entityType: string) => EntityBinding | undefined,
+  client: Pick<ConnectorClient, 'binding'>,
   notifications: readonly ExternalNotification[],
 ): Promise<ExternalNotification[]> {
   const kept: ExternalNotification[] = [];
   for (const n of notifications) {
-    const binding = n.op === 'delete' || n.object === undefined ? undefined : bindingOf(n.entityType);
+    const binding = n.op === 'delete' || n.object === undefined ? undefined : client.binding(n.entityType);
     if (binding !== undefined && isEchoOf(binding, await sync.linkByExternal(n.entityType, n.externalId), n.externalId, n.op, n.object)) continue;
     kept.push(n);
   }
   return kept;
+}
+
+/**
+ * Stores what arrived from a change feed (webhook, poll, stream) for the worker, less the echoes;
+ * answers how many were new. Every feed goes through here.
+ */
+export async function storeArrived(sync: SyncStore, client: Pick<ConnectorClient, 'binding'>, notifications: readonly ExternalNotification[], source: ExternalSource): Promise<number> {
+  return sync.appendExternal(await withoutEchoes(sync, client, notifications), source);
 }

@@ -71,12 +71,12 @@ test('withoutEchoes drops the echoes of linked objects and keeps everything else
     note('evt_delete', 'delete', 'ext_1'),
     { ...note('evt_other_type', 'update', 'ext_1', { name: 'Ada', email: 'ada@example.com' }), entityType: 'invoice' },
   ];
-  const kept = await withoutEchoes(sync, (type) => (type === 'customer' ? binding : undefined), notifications);
+  const kept = await withoutEchoes(sync, { binding: (type) => (type === 'customer' ? binding : undefined) }, notifications);
   assert.deepEqual(
     kept.map((n) => n.eventId),
     ['evt_change', 'evt_unlinked', 'evt_delete', 'evt_other_type'],
   );
   // Another connection's link is not this one's.
   const other = new SyncStore(store.db, 'conn_other');
-  assert.equal((await withoutEchoes(other, () => binding, [notifications[0] as ExternalNotification])).length, 1);
+  assert.equal((await withoutEchoes(other, { binding: () => binding }, [notifications[0] as ExternalNotification])).length, 1);
 });

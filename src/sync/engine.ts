@@ -14,7 +14,7 @@ import { isRunning, type Connection, type Connections } from './connections.ts';
 import type { SyncIssues } from './issues.ts';
 import { createRateBudget, type RateBudget } from './rate-budget.ts';
 import { wantsOutbound } from './settings.ts';
-import { withoutEchoes } from './echoes.ts';
+import { storeArrived } from './echoes.ts';
 import { SyncStore } from './sync-store.ts';
 import { ConnectionWorker, type WorkerDeps } from './worker.ts';
 
@@ -191,8 +191,7 @@ export class SyncEngine {
       throw new TandemError('WEBHOOK_INVALID');
     }
     // Tandem's own writes coming back are answered and not stored (./echoes.ts).
-    const sync = new SyncStore(this.#deps.store.db, connectionId);
-    const added = await sync.appendExternal(await withoutEchoes(sync, (type) => connection.client.binding(type), notifications), 'webhook');
+    const added = await storeArrived(new SyncStore(this.#deps.store.db, connectionId), connection.client, notifications, 'webhook');
     if (added > 0) this.#wake(connectionId);
     return { received: notifications.length, new: added };
   }

@@ -11,8 +11,8 @@ import type { ExternalChangesTable, SyncMarksTable } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
 import { Backfill, BACKFILL_CURSOR, BACKFILL_SOURCE, startState as backfillState } from './backfill.ts';
 import { canBatch, WriteBatcher } from './batcher.ts';
-import { differing, firstLinkBase, mergeMaps, patchFor, sameValue } from './canonical.ts';
-import { canonical, isEchoOf, withoutEchoes } from './echoes.ts';
+import { canonical, differing, firstLinkBase, mergeMaps, patchFor, sameValue } from './canonical.ts';
+import { isEchoOf, storeArrived } from './echoes.ts';
 import type { Connection } from './connections.ts';
 import type { SyncIssues } from './issues.ts';
 import type { RateBudget } from './rate-budget.ts';
@@ -782,8 +782,7 @@ export class ConnectionWorker {
       // already came as webhooks, and each insert that finds its event would be a commit of its own).
       const added = await this.#deps.store.transaction(async (trx) => {
         const sync = new SyncStore(trx, this.connection.id);
-        // Tandem's own writes coming back are not stored (./echoes.ts).
-        const n = await sync.appendExternal(await withoutEchoes(sync, (type) => client.binding(type), result.notifications), 'poll');
+        const n = await storeArrived(sync, client, result.notifications, 'poll');
         if (result.resync === true) await this.#startResync(sync);
         await sync.saveCursor(POLL_CURSOR, result.cursor);
         return n;
@@ -839,7 +838,7 @@ export class ConnectionWorker {
             failures = 0;
             const added = await this.#deps.store.transaction(async (trx) => {
               const sync = new SyncStore(trx, this.connection.id);
-              const n = await sync.appendExternal(await withoutEchoes(sync, (type) => client.binding(type), batch.notifications), 'stream');
+              const n = await storeArrived(sync, client, batch.notifications, 'stream');
               await sync.saveCursor(STREAM_CURSOR, batch.cursor);
               return n;
             });

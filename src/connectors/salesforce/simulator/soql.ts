@@ -425,7 +425,7 @@ export function matches(cond: Condition, record: StoredRecord, parentOf: ParentL
     case 'in': {
       const actual = valueAt(record, cond.path, parentOf);
       const strings = typeof actual === 'string' ? stringSetOf(cond.values) : null;
-      const found = typeof actual === 'string' && strings !== null ? strings.has(actual.toLowerCase()) : cond.values.some((v) => compare(actual, '=', v));
+      const found = strings === null ? cond.values.some((v) => compare(actual, '=', v)) : strings.has(String(actual).toLowerCase());
       return cond.negated ? !found : found;
     }
     case 'like': {
