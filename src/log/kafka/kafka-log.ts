@@ -173,6 +173,9 @@ class KafkaEventLog implements KafkaLog {
       retries: 5,
       retryDelay: 200,
     });
+    // As the consumer's (below): an unheard 'error' event would end the process. A failed produce
+    // also rejects its call, which the relay retries.
+    this.#producer.on('error', (error: unknown) => this.#settings.logger?.warn({ err: error }, 'kafka log: producer error'));
     return this.#producer;
   }
 
@@ -364,6 +367,14 @@ class KafkaSubscription implements Subscription {
           heartbeatInterval: 1_000,
           retries: 5,
           retryDelay: 200,
+        });
+        // The client reports some failures as an 'error' event on the consumer (rejoining the group
+        // while the broker is away): unheard, Node ends the process on it. It is a lost consumer:
+        // end its stream, and the loop below starts a new one from the committed offsets.
+        const consumer = this.#consumer;
+        consumer.on('error', (error: unknown) => {
+          logger?.warn({ err: error, group: this.group }, 'kafka log: the consumer failed; reconnecting');
+          if (this.#consumer === consumer) void this.#stream?.close().catch(() => undefined);
         });
         if (aborted(signal)) break;
         stream = await this.#consumer.consume({
