@@ -39,6 +39,14 @@ export function createSqliteStore(file: string): Store {
   database.pragma('synchronous = NORMAL');
   database.pragma('foreign_keys = ON');
   database.pragma('busy_timeout = 5000');
+  // A page cache of 64 MiB (the default is 2 MiB: the links, marks and log indexes of a busy
+  // connection outgrow it) and reads through a 256 MiB memory map rather than read() calls.
+  database.pragma('cache_size = -65536');
+  database.pragma('mmap_size = 268435456');
+  // A checkpoint every 10,000 WAL pages (40 MiB) rather than 1,000: the hot pages (log positions,
+  // the ends of the indexes) are rewritten by every commit and copied back once per checkpoint, and
+  // each checkpoint syncs the file. Measured in bench/sync.ts: a commit 306 → 229 µs, a mark 88 → 59 µs.
+  database.pragma('wal_autocheckpoint = 10000');
   const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
   // Concurrent transactions share one commit (see group-commit.ts): the commit is most of a small write's cost.
   const group = new GroupCommit(db);
