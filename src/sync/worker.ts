@@ -12,7 +12,7 @@ import type { Store } from '../store/store.ts';
 import { Backfill, BACKFILL_CURSOR, BACKFILL_SOURCE, startState as backfillState } from './backfill.ts';
 import { canBatch, WriteBatcher } from './batcher.ts';
 import { canonical, differing, firstLinkBase, mergeMaps, patchFor, sameValue } from './canonical.ts';
-import { isEchoOf, storeArrived } from './echoes.ts';
+import { InFlightWrites, isEchoOf, storeArrived } from './echoes.ts';
 import type { Connection } from './connections.ts';
 import type { SyncIssues } from './issues.ts';
 import type { RateBudget } from './rate-budget.ts';
@@ -46,6 +46,12 @@ const POLL_CURSOR = FEED_CURSOR;
  */
 const BATCH_QUIET_MS = 200;
 const BATCH_LINGER_MS = 1000;
+/** Marks (or external changes) a pass takes at most. */
+const DEFAULT_BATCH = 200;
+/** Requests in flight per connection: see #lanes(). */
+const MIN_LANES = 8;
+const MAX_LANES = 32;
+const LANE_LATENCY_MS = 50;
 /** How many times a create whose answer was lost is asked again with its own key before the object is looked up. */
 const RESEND_TRIES = 4;
 
@@ -60,6 +66,8 @@ function message(error: unknown): string {
 
 export class ConnectionWorker {
   readonly connection: Connection;
+  /** Writes sent and not yet linked: their echoes are recognised on arrival (./echoes.ts). */
+  readonly inFlight = new InFlightWrites();
   readonly #deps: WorkerDeps;
   readonly #sync: SyncStore;
   readonly #abort = new AbortController();
@@ -191,8 +199,16 @@ export class ConnectionWorker {
     });
   }
 
+  /**
+   * Requests at once: enough to keep the connection's rate going with answers taking LANE_LATENCY_MS
+   * (8 at Stripe's 25/s, 32 from 640/s up), unless the deps say.
+   */
+  #lanes(): number {
+    return this.#deps.concurrency ?? Math.min(MAX_LANES, Math.max(MIN_LANES, Math.ceil((this.connection.settings.rateLimitPerSecond * LANE_LATENCY_MS) / 1000)));
+  }
+
   /** Runs fn over items, at most `concurrency` at a time. */
-  async #each<T>(items: readonly T[], fn: (item: T) => Promise<void>, concurrency = this.#deps.concurrency ?? 8): Promise<void> {
+  async #each<T>(items: readonly T[], fn: (item: T) => Promise<void>, concurrency = this.#lanes()): Promise<void> {
     let next = 0;
     const lanes = Array.from({ length: Math.min(concurrency, items.length) }, async () => {
       while (next < items.length && !this.#signal.aborted) {
@@ -221,7 +237,7 @@ export class ConnectionWorker {
     // A batching binding gets a lane per write of a full batch, so its writes leave together.
     const widest = Math.max(0, ...[...this.#batchers.values()].map(({ batcher }) => batcher.maxBatch));
     if (widest > 0 && Date.now() < this.#lingerUntil) return 0;
-    const marks = await this.#sync.dueMarks(Math.max(this.#deps.batchSize ?? 50, widest), new Date().toISOString());
+    const marks = await this.#sync.dueMarks(Math.max(this.#deps.batchSize ?? DEFAULT_BATCH, widest), new Date().toISOString());
     if (widest > 0 && marks.length > 0 && marks.length < widest) {
       const times = marks.map((m) => Date.parse(m.updated_at));
       const until = Math.min(Math.max(...times) + BATCH_QUIET_MS, Math.min(...times) + BATCH_LINGER_MS);
@@ -236,7 +252,7 @@ export class ConnectionWorker {
         const batcher = this.#batchers.get(mark.entity_type)?.batcher;
         return batcher === undefined ? this.#reconcile(mark) : batcher.lane(() => this.#reconcile(mark));
       },
-      Math.max(this.#deps.concurrency ?? 8, widest),
+      Math.max(this.#lanes(), widest),
     );
     return marks.length;
   }
@@ -323,11 +339,13 @@ export class ConnectionWorker {
           deleted: false,
         });
         await this.#beforeWrite(type);
-        const created = await binding.create(recordId, local, { idempotencyKey, signal: this.#signal });
-        await this.#linkAndClear(
-          { entityType: type, recordId, externalId: created.id, base: local, localVersion: version, externalVersion: created.version ?? null, deleted: false },
-          version,
-        );
+        await this.inFlight.during({ entityType: type, recordId, base: local }, async () => {
+          const created = await binding.create(recordId, local, { idempotencyKey, signal: this.#signal });
+          await this.#linkAndClear(
+            { entityType: type, recordId, externalId: created.id, base: local, localVersion: version, externalVersion: created.version ?? null, deleted: false },
+            version,
+          );
+        });
         return;
       }
       await this.#pushOrGone(type, binding, link, local, version, updateKey);
@@ -412,12 +430,12 @@ export class ConnectionWorker {
       return;
     }
     const changes = Object.fromEntries(diff.map((f) => [f, local[f]]));
+    const base = { ...link.base, ...changes };
     await this.#beforeWrite(link.entityType);
-    const updated = await binding.update(link.externalId, changes, { idempotencyKey, signal: this.#signal, previous: link.base, tandemId: link.recordId });
-    await this.#linkAndClear(
-      { ...link, base: { ...link.base, ...changes }, localVersion: version, externalVersion: updated.version ?? link.externalVersion },
-      version,
-    );
+    await this.inFlight.during({ entityType: link.entityType, recordId: link.recordId, externalId: link.externalId, base }, async () => {
+      const updated = await binding.update(link.externalId, changes, { idempotencyKey, signal: this.#signal, previous: link.base, tandemId: link.recordId });
+      await this.#linkAndClear({ ...link, base, localVersion: version, externalVersion: updated.version ?? link.externalVersion }, version);
+    });
   }
 
   /**
@@ -440,7 +458,7 @@ export class ConnectionWorker {
   // Inbound: external -> local
 
   async #inbound(): Promise<number> {
-    const due = await this.#sync.dueExternal(this.#deps.batchSize ?? 50, new Date().toISOString());
+    const due = await this.#sync.dueExternal(this.#deps.batchSize ?? DEFAULT_BATCH, new Date().toISOString());
     // Every notification makes the worker fetch the object's current state, so several for one
     // object in a batch are handled by one fetch.
     const byObject = new Map<string, ExternalChangesTable[]>();
@@ -782,7 +800,7 @@ export class ConnectionWorker {
       // already came as webhooks, and each insert that finds its event would be a commit of its own).
       const added = await this.#deps.store.transaction(async (trx) => {
         const sync = new SyncStore(trx, this.connection.id);
-        const n = await storeArrived(sync, client, result.notifications, 'poll');
+        const n = await storeArrived(sync, client, result.notifications, 'poll', this.inFlight);
         if (result.resync === true) await this.#startResync(sync);
         await sync.saveCursor(POLL_CURSOR, result.cursor);
         return n;
@@ -838,7 +856,7 @@ export class ConnectionWorker {
             failures = 0;
             const added = await this.#deps.store.transaction(async (trx) => {
               const sync = new SyncStore(trx, this.connection.id);
-              const n = await storeArrived(sync, client, batch.notifications, 'stream');
+              const n = await storeArrived(sync, client, batch.notifications, 'stream', this.inFlight);
               await sync.saveCursor(STREAM_CURSOR, batch.cursor);
               return n;
             });
