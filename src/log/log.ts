@@ -25,6 +25,13 @@ export interface HandlerContext {
  */
 export type ChangeHandler = (entry: LogEntry, ctx: HandlerContext) => Promise<void>;
 
+/**
+ * Processes consecutive entries of one partition at once (an optional speed-up: one transaction for
+ * many entries rather than one each). Resolving handles them all; throwing hands each of them to the
+ * subscription's `handler`, one by one, with its retries and dead letters — so the two must agree.
+ */
+export type BatchHandler = (entries: readonly LogEntry[], ctx: { signal: AbortSignal }) => Promise<void>;
+
 /** Exponential backoff with full jitter: attempt n waits random() * min(maxMs, initialMs * 2^(n-1)). */
 export interface BackoffOptions {
   initialMs: number;
@@ -35,6 +42,11 @@ export interface SubscribeOptions {
   /** The consumer group: its committed offsets are its progress, shared by every member. */
   group: string;
   handler: ChangeHandler;
+  /**
+   * Optional: a log may hand entries over in batches through it (the embedded log does; the Kafka
+   * log delivers one by one). `handler` is still required: it takes the entries of a failed batch.
+   */
+  batchHandler?: BatchHandler;
   /** Failed attempts before an entry is dead-lettered (at least 1). Default: the log's option. */
   maxAttempts?: number;
   /** Delay between attempts of a failing entry. Default: the log's option. */

@@ -9,7 +9,7 @@ import { TandemError } from '../errors/errors.ts';
 import type { LogEntry } from '../log/change.ts';
 import type { EventLog, Subscription } from '../log/log.ts';
 import type { ConnectionOwnership } from '../scale/connection-leases.ts';
-import type { Store } from '../store/store.ts';
+import type { Db, Store, Tx } from '../store/store.ts';
 import { isRunning, type Connection, type Connections } from './connections.ts';
 import type { SyncIssues } from './issues.ts';
 import { createRateBudget, type RateBudget } from './rate-budget.ts';
@@ -64,7 +64,11 @@ export class SyncEngine {
       wake: (id) => this.#workers.get(id)?.wake(),
     });
     await this.#reloadAll();
-    this.#subscription = this.#deps.log.subscribe({ group: DISPATCHER_GROUP, handler: (entry) => this.#dispatch(entry) });
+    this.#subscription = this.#deps.log.subscribe({
+      group: DISPATCHER_GROUP,
+      handler: (entry) => this.#dispatch([entry]),
+      batchHandler: (entries) => this.#dispatch(entries),
+    });
   }
 
   async stop(): Promise<void> {
@@ -162,15 +166,27 @@ export class SyncEngine {
     worker.start();
   }
 
-  /** Marks a change's record for every connection that wants it outbound and did not cause it. */
-  async #dispatch(entry: LogEntry): Promise<void> {
-    for (const connection of this.#byWorkspace.get(entry.workspaceId) ?? []) {
-      if (entry.origin === `connection:${connection.id}`) continue;
-      if (!wantsOutbound(connection.settings, entry.entityType)) continue;
-      if (connection.client.binding(entry.entityType) === undefined) continue;
-      await new SyncStore(this.#deps.store.db, connection.id).mark(entry.entityType, entry.recordId, entry.version);
-      this.#wake(connection.id);
+  /**
+   * Marks each change's record for every connection that wants it outbound and did not cause it.
+   * The marks of a batch of changes are written in one transaction (one commit, not one each).
+   */
+  async #dispatch(entries: readonly LogEntry[]): Promise<void> {
+    const marks: Array<{ connectionId: string; entry: LogEntry }> = [];
+    for (const entry of entries) {
+      for (const connection of this.#byWorkspace.get(entry.workspaceId) ?? []) {
+        if (entry.origin === `connection:${connection.id}`) continue;
+        if (!wantsOutbound(connection.settings, entry.entityType)) continue;
+        if (connection.client.binding(entry.entityType) === undefined) continue;
+        marks.push({ connectionId: connection.id, entry });
+      }
     }
+    if (marks.length === 0) return;
+    const write = async (db: Db | Tx) => {
+      for (const { connectionId, entry } of marks) await new SyncStore(db, connectionId).mark(entry.entityType, entry.recordId, entry.version);
+    };
+    if (marks.length === 1) await write(this.#deps.store.db);
+    else await this.#deps.store.transaction(write);
+    for (const connectionId of new Set(marks.map((m) => m.connectionId))) this.#wake(connectionId);
   }
 
   /**
@@ -190,8 +206,10 @@ export class SyncEngine {
       if (error instanceof ConnectorError) throw new TandemError('WEBHOOK_INVALID', error.message.slice(0, 300));
       throw new TandemError('WEBHOOK_INVALID');
     }
-    // Tandem's own writes coming back are answered and not stored (./echoes.ts).
-    const added = await storeArrived(new SyncStore(this.#deps.store.db, connectionId), connection.client, notifications, 'webhook');
+    // Tandem's own writes coming back are answered and not stored (./echoes.ts), those still in
+    // flight too when this process runs the connection's worker.
+    const sync = new SyncStore(this.#deps.store.db, connectionId);
+    const added = await storeArrived(sync, connection.client, notifications, 'webhook', this.#workers.get(connectionId)?.inFlight);
     if (added > 0) this.#wake(connectionId);
     return { received: notifications.length, new: added };
   }

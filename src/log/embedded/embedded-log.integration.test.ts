@@ -132,6 +132,56 @@ for (const kind of STORE_KINDS) {
       }
     });
 
+    test('a batch handler gets consecutive entries of a partition in order; a failed batch goes one by one to the handler, with its retries and dead letter', async () => {
+      const h = await harness(kind);
+      try {
+        const input: ChangeInput[] = [];
+        for (let i = 0; i < 40; i++) input.push({ recordId: `r${String(i % 20)}`, version: Math.floor(i / 20) + 1 });
+        input.splice(25, 0, { recordId: 'poison' });
+        await h.append(input);
+        const handled: Array<{ recordId: string; version: number; partition: number; offset: number; how: 'batch' | 'one' }> = [];
+        const batchSizes: number[] = [];
+        let failedBatches = 0;
+        h.log.subscribe({
+          group: 'g',
+          batchHandler: (entries) => {
+            batchSizes.push(entries.length);
+            if (entries.some((e) => e.recordId === 'poison')) {
+              failedBatches += 1;
+              return Promise.reject(new Error('a poisoned batch'));
+            }
+            for (const e of entries) handled.push({ recordId: e.recordId, version: e.version, partition: e.partition, offset: e.offset, how: 'batch' });
+            return Promise.resolve();
+          },
+          handler: (e) => {
+            if (e.recordId === 'poison') return Promise.reject(new Error('poison'));
+            handled.push({ recordId: e.recordId, version: e.version, partition: e.partition, offset: e.offset, how: 'one' });
+            return Promise.resolve();
+          },
+        });
+        for (let i = 0; i < 600 && (await h.log.lag('g')) > 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+        assert.equal(await h.log.lag('g'), 0, 'everything committed');
+        assert.deepEqual(
+          (await h.log.deadLetters('g')).map((d) => d.entry?.recordId),
+          ['poison'],
+          'the poisoned entry was dead-lettered after its retries, one by one',
+        );
+        assert.equal(failedBatches, 1, 'the batch that failed is not tried again as a batch');
+        assert.ok(batchSizes.every((n) => n >= 2), 'a single entry goes to the handler');
+        assert.ok(handled.some((x) => x.how === 'batch'), 'batches were used');
+        assert.ok(handled.some((x) => x.how === 'one'), 'the failed batch\'s other entries went one by one');
+        // Every entry handled exactly once (no batch was retried), each partition in offset order.
+        assert.equal(handled.length, 40);
+        assert.deepEqual(new Set(handled.map((x) => `${x.recordId}@${String(x.version)}`)).size, 40);
+        for (let p = 0; p < PARTITIONS; p++) {
+          const offsets = handled.filter((x) => x.partition === p).map((x) => x.offset);
+          assert.deepEqual(offsets, [...offsets].sort((a, b) => a - b), `partition ${String(p)} in offset order`);
+        }
+      } finally {
+        await h.cleanup();
+      }
+    });
+
     test('rejects nonsensical options', async () => {
       const { store } = await stores.get(kind);
       const base = { store, partitions: 4, maxAttempts: 3 };

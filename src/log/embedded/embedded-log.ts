@@ -21,6 +21,7 @@ import {
   sleep,
   describeError,
   type BackoffOptions,
+  type BatchHandler,
   type ChangeHandler,
   type DeadLetter,
   type EventLog,
@@ -79,6 +80,8 @@ function checkBackoff(backoff: BackoffOptions): BackoffOptions {
 
 /** How long a worker runs handlers before it lets the event loop (and the other workers) go on. */
 const SLICE_MS = 10;
+/** Entries handed to a batch handler at once, at most. */
+const BATCH_CHUNK = 64;
 
 /**
  * Turns on the event loop, one per loop iteration, shared by a log's workers. better-sqlite3 answers
@@ -142,6 +145,7 @@ class EmbeddedLog implements EventLog {
       {
         group,
         handler: options.handler,
+        batchHandler: options.batchHandler,
         maxAttempts: positiveInteger('maxAttempts', options.maxAttempts ?? this.#settings.maxAttempts),
         backoff: checkBackoff(options.backoff ?? this.#settings.backoff),
       },
@@ -227,6 +231,7 @@ class EmbeddedLog implements EventLog {
 interface SubscriptionSettings {
   group: string;
   handler: ChangeHandler;
+  batchHandler: BatchHandler | undefined;
   maxAttempts: number;
   backoff: BackoffOptions;
 }
@@ -388,14 +393,31 @@ class PartitionWorker {
         continue;
       }
       let slice = performance.now();
-      for (const row of rows) {
+      let stopped = false;
+      for (let start = 0; start < rows.length && !stopped; start += BATCH_CHUNK) {
+        const chunk = rows.slice(start, start + BATCH_CHUNK);
+        if (await this.#deliverBatch(chunk)) {
+          const last = chunk.at(-1);
+          if (last !== undefined) this.#handled = last.offset;
+        } else {
+          for (const row of chunk) {
+            if (performance.now() - slice > SLICE_MS) {
+              await this.#log.turns.take();
+              slice = performance.now();
+            }
+            const outcome = await this.#deliver(row);
+            if (outcome === 'stopped') {
+              stopped = true;
+              break;
+            }
+            this.#handled = row.offset;
+          }
+        }
+        if (aborted(signal)) break;
         if (performance.now() - slice > SLICE_MS) {
           await this.#log.turns.take();
           slice = performance.now();
         }
-        const outcome = await this.#deliver(row);
-        if (outcome === 'stopped') break;
-        this.#handled = row.offset;
       }
       await this.#commit();
       if (rows.length === this.#log.batchSize) this.#pending = true;
@@ -413,6 +435,25 @@ class PartitionWorker {
       .orderBy('offset')
       .limit(this.#log.batchSize)
       .execute();
+  }
+
+  /**
+   * Hands the rows to the batch handler, if there is one: true when it handled them all. False sends
+   * them one by one through #deliver (no batch handler, or it threw: the entries then get their
+   * retries and dead letters one by one).
+   */
+  async #deliverBatch(rows: readonly ChangesTable[]): Promise<boolean> {
+    const { batchHandler, group } = this.#settings;
+    if (batchHandler === undefined || rows.length < 2 || this.#signal.aborted) return false;
+    try {
+      await batchHandler(rows.map(entryFromRow), { signal: this.#signal });
+      return true;
+    } catch (error) {
+      if (!aborted(this.#signal)) {
+        this.#log.logger?.warn({ group, partition: this.#partition, entries: rows.length, err: error }, 'event log: batch handler failed; delivering one by one');
+      }
+      return false;
+    }
   }
 
   /** Runs the handler until it succeeds, the entry is dead-lettered, or the subscription stops. */
