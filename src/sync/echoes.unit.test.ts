@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import type { EntityBinding, ExternalNotification } from '../connectors/connector.ts';
 import { openStore } from '../store/open-store.ts';
 import type { Store } from '../store/store.ts';
-import { InFlightWrites, isEchoOf, withoutEchoes } from './echoes.ts';
+import { isEchoOf, withoutEchoes } from './echoes.ts';
 import { SyncStore, type Link } from './sync-store.ts';
 
 // Only what the echo test reads of a binding: its fields and how the system holds values (emails in
@@ -79,40 +79,4 @@ test('withoutEchoes drops the echoes of linked objects and keeps everything else
   // Another connection's link is not this one's.
   const other = new SyncStore(store.db, 'conn_other');
   assert.equal((await withoutEchoes(other, { binding: () => binding }, [notifications[0] as ExternalNotification])).length, 1);
-});
-
-test('an echo that arrives while its write is in flight (before the link is saved) is recognised, and only then', async () => {
-  const sync = new SyncStore(store.db, 'conn_in_flight');
-  const client = { binding: (type: string) => (type === 'customer' ? binding : undefined) };
-  const inFlight = new InFlightWrites();
-  const created = note('evt_created', 'create', 'ext_new', { name: 'Ada', email: 'ADA@example.com' });
-  const updated = note('evt_updated', 'update', 'ext_1', { name: 'Ada B.', email: 'ada@example.com' });
-  const other = note('evt_other', 'update', 'ext_1', { name: 'Someone else', email: 'ada@example.com' });
-  const all = [created, updated, other];
-  await sync.saveLink(link); // base: Ada
-  // Nothing in flight: the create is unlinked and the update differs from the base.
-  assert.deepEqual((await withoutEchoes(sync, client, all, inFlight)).map((n) => n.eventId), ['evt_created', 'evt_updated', 'evt_other']);
-
-  let release!: () => void;
-  const answered = new Promise<void>((resolve) => {
-    release = resolve;
-  });
-  // A create for record cus_1 (the record the notifications' objects carry) and an update of ext_1.
-  const create = inFlight.during({ entityType: 'customer', recordId: 'cus_1', base: { name: 'Ada', email: 'ada@example.com' } }, () => answered);
-  const update = inFlight.during({ entityType: 'customer', recordId: 'cus_1', externalId: 'ext_1', base: { name: 'Ada B.', email: 'ada@example.com' } }, () => answered);
-  assert.equal(inFlight.size, 2);
-  assert.deepEqual(
-    (await withoutEchoes(sync, client, all, inFlight)).map((n) => n.eventId),
-    ['evt_other'],
-    'the echoes of both writes in flight are dropped; a change that is not what was written is kept',
-  );
-  assert.deepEqual((await withoutEchoes(sync, client, all)).map((n) => n.eventId), ['evt_created', 'evt_updated', 'evt_other'], 'without the registry (another process)');
-  release();
-  await Promise.all([create, update]);
-  assert.equal(inFlight.size, 0, 'a write leaves the registry once done');
-  assert.deepEqual((await withoutEchoes(sync, client, all, inFlight)).map((n) => n.eventId), ['evt_created', 'evt_updated', 'evt_other']);
-
-  // A failed write leaves it too.
-  await assert.rejects(inFlight.during({ entityType: 'customer', recordId: 'cus_1', base: {} }, () => Promise.reject(new Error('refused'))), /refused/);
-  assert.equal(inFlight.size, 0);
 });

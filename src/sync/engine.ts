@@ -206,10 +206,8 @@ export class SyncEngine {
       if (error instanceof ConnectorError) throw new TandemError('WEBHOOK_INVALID', error.message.slice(0, 300));
       throw new TandemError('WEBHOOK_INVALID');
     }
-    // Tandem's own writes coming back are answered and not stored (./echoes.ts), those still in
-    // flight too when this process runs the connection's worker.
-    const sync = new SyncStore(this.#deps.store.db, connectionId);
-    const added = await storeArrived(sync, connection.client, notifications, 'webhook', this.#workers.get(connectionId)?.inFlight);
+    // Tandem's own writes coming back are answered and not stored (./echoes.ts).
+    const added = await storeArrived(new SyncStore(this.#deps.store.db, connectionId), connection.client, notifications, 'webhook');
     if (added > 0) this.#wake(connectionId);
     return { received: notifications.length, new: added };
   }

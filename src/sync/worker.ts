@@ -12,7 +12,7 @@ import type { Store } from '../store/store.ts';
 import { Backfill, BACKFILL_CURSOR, BACKFILL_SOURCE, startState as backfillState } from './backfill.ts';
 import { canBatch, WriteBatcher } from './batcher.ts';
 import { canonical, differing, firstLinkBase, mergeMaps, patchFor, sameValue } from './canonical.ts';
-import { InFlightWrites, isEchoOf, storeArrived } from './echoes.ts';
+import { isEchoOf, storeArrived } from './echoes.ts';
 import type { Connection } from './connections.ts';
 import type { SyncIssues } from './issues.ts';
 import type { RateBudget } from './rate-budget.ts';
@@ -66,8 +66,6 @@ function message(error: unknown): string {
 
 export class ConnectionWorker {
   readonly connection: Connection;
-  /** Writes sent and not yet linked: their echoes are recognised on arrival (./echoes.ts). */
-  readonly inFlight = new InFlightWrites();
   readonly #deps: WorkerDeps;
   readonly #sync: SyncStore;
   readonly #abort = new AbortController();
@@ -339,13 +337,11 @@ export class ConnectionWorker {
           deleted: false,
         });
         await this.#beforeWrite(type);
-        await this.inFlight.during({ entityType: type, recordId, base: local }, async () => {
-          const created = await binding.create(recordId, local, { idempotencyKey, signal: this.#signal });
-          await this.#linkAndClear(
-            { entityType: type, recordId, externalId: created.id, base: local, localVersion: version, externalVersion: created.version ?? null, deleted: false },
-            version,
-          );
-        });
+        const created = await binding.create(recordId, local, { idempotencyKey, signal: this.#signal });
+        await this.#linkAndClear(
+          { entityType: type, recordId, externalId: created.id, base: local, localVersion: version, externalVersion: created.version ?? null, deleted: false },
+          version,
+        );
         return;
       }
       await this.#pushOrGone(type, binding, link, local, version, updateKey);
@@ -430,12 +426,12 @@ export class ConnectionWorker {
       return;
     }
     const changes = Object.fromEntries(diff.map((f) => [f, local[f]]));
-    const base = { ...link.base, ...changes };
     await this.#beforeWrite(link.entityType);
-    await this.inFlight.during({ entityType: link.entityType, recordId: link.recordId, externalId: link.externalId, base }, async () => {
-      const updated = await binding.update(link.externalId, changes, { idempotencyKey, signal: this.#signal, previous: link.base, tandemId: link.recordId });
-      await this.#linkAndClear({ ...link, base, localVersion: version, externalVersion: updated.version ?? link.externalVersion }, version);
-    });
+    const updated = await binding.update(link.externalId, changes, { idempotencyKey, signal: this.#signal, previous: link.base, tandemId: link.recordId });
+    await this.#linkAndClear(
+      { ...link, base: { ...link.base, ...changes }, localVersion: version, externalVersion: updated.version ?? link.externalVersion },
+      version,
+    );
   }
 
   /**
@@ -800,7 +796,7 @@ export class ConnectionWorker {
       // already came as webhooks, and each insert that finds its event would be a commit of its own).
       const added = await this.#deps.store.transaction(async (trx) => {
         const sync = new SyncStore(trx, this.connection.id);
-        const n = await storeArrived(sync, client, result.notifications, 'poll', this.inFlight);
+        const n = await storeArrived(sync, client, result.notifications, 'poll');
         if (result.resync === true) await this.#startResync(sync);
         await sync.saveCursor(POLL_CURSOR, result.cursor);
         return n;
@@ -856,7 +852,7 @@ export class ConnectionWorker {
             failures = 0;
             const added = await this.#deps.store.transaction(async (trx) => {
               const sync = new SyncStore(trx, this.connection.id);
-              const n = await storeArrived(sync, client, batch.notifications, 'stream', this.inFlight);
+              const n = await storeArrived(sync, client, batch.notifications, 'stream');
               await sync.saveCursor(STREAM_CURSOR, batch.cursor);
               return n;
             });

@@ -4,8 +4,8 @@
 // injected faults can drop, duplicate, delay and reorder deliveries. Everything is asynchronous
 // (never on the API request's path) and stop() cancels what is left.
 import { createHmac } from 'node:crypto';
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import type { Account, EndpointRecord } from './account.ts';
 import type { EffectiveFaults, FaultRegistry } from './faults.ts';
 import type { StripeEvent } from './types.ts';
@@ -92,13 +92,6 @@ export class WebhookDeliverer {
   #running = 0;
   #nextId = 0;
   #stopped = false;
-  /**
-   * Connections to receivers are kept open between deliveries, as Stripe's are: a connection per
-   * delivery cost the receiver an accept and the simulator a connect per event (the simulator's
-   * busiest network code in a burst). A socket the receiver closed meanwhile fails its delivery,
-   * which is retried like any other failure.
-   */
-  readonly #agents: { http: HttpAgent; https: HttpsAgent };
 
   constructor(options: {
     delivery: DeliveryOptions;
@@ -109,8 +102,6 @@ export class WebhookDeliverer {
     this.#timeoutMs = options.delivery.timeoutMs ?? 10_000;
     this.#retryDelaysMs = options.delivery.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS;
     this.#maxConcurrent = options.delivery.maxConcurrent ?? 16;
-    const pool = { keepAlive: true, maxSockets: this.#maxConcurrent };
-    this.#agents = { http: new HttpAgent(pool), https: new HttpsAgent(pool) };
     this.#faults = options.faults;
     this.#clock = options.clock;
     this.#logger = options.logger;
@@ -169,8 +160,6 @@ export class WebhookDeliverer {
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
     for (const controller of this.#inFlight) controller.abort();
-    this.#agents.http.destroy();
-    this.#agents.https.destroy();
     for (const task of [...this.#queue, ...(this.#window?.tasks ?? [])]) this.#finish(task, 'cancelled');
     this.#queue.length = 0;
     this.#window = undefined;
@@ -327,13 +316,12 @@ export class WebhookDeliverer {
         settle({ statusCode: null, error: `invalid URL ${url}` });
         return;
       }
-      const https = target.protocol === 'https:';
-      const send = https ? httpsRequest : httpRequest;
+      const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
       const req = send(
         target,
         {
           method: 'POST',
-          agent: https ? this.#agents.https : this.#agents.http,
+          agent: false,
           signal: controller.signal,
           headers: {
             'Content-Type': 'application/json; charset=utf-8',
