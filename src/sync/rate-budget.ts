@@ -11,6 +11,20 @@ export interface RateBudget {
   setRate(ratePerSecond: number, burst?: number): void;
 }
 
+/** Requests in flight per connection at least and at most (see lanesFor). */
+export const MIN_LANES = 8;
+export const MAX_LANES = 32;
+/** How long an answer is expected to take when sizing the lanes. */
+const LANE_LATENCY_MS = 50;
+
+/**
+ * How many requests a connection keeps in flight at once: enough to spend `ratePerSecond` with
+ * answers taking 50 ms (8 at Stripe's 25/s, 32 from 640/s up). More would only wait on the budget.
+ */
+export function lanesFor(ratePerSecond: number): number {
+  return Math.min(MAX_LANES, Math.max(MIN_LANES, Math.ceil((ratePerSecond * LANE_LATENCY_MS) / 1000)));
+}
+
 export function createRateBudget(ratePerSecond: number, burst = Math.max(1, Math.floor(ratePerSecond / 5)), now: () => number = Date.now): RateBudget {
   let rate = ratePerSecond;
   let capacity = burst;

@@ -15,7 +15,7 @@ import { canonical, differing, firstLinkBase, mergeMaps, patchFor, sameValue } f
 import { isEchoOf, storeArrived } from './echoes.ts';
 import type { Connection } from './connections.ts';
 import type { SyncIssues } from './issues.ts';
-import type { RateBudget } from './rate-budget.ts';
+import { lanesFor, type RateBudget } from './rate-budget.ts';
 import { wantsInbound, wantsOutbound } from './settings.ts';
 import { FEED_CURSOR, PENDING_PREFIX, STREAM_CURSOR, SyncStore, isPending, type Link } from './sync-store.ts';
 
@@ -48,10 +48,6 @@ const BATCH_QUIET_MS = 200;
 const BATCH_LINGER_MS = 1000;
 /** Marks (or external changes) a pass takes at most. */
 const DEFAULT_BATCH = 200;
-/** Requests in flight per connection: see #lanes(). */
-const MIN_LANES = 8;
-const MAX_LANES = 32;
-const LANE_LATENCY_MS = 50;
 /** How many times a create whose answer was lost is asked again with its own key before the object is looked up. */
 const RESEND_TRIES = 4;
 
@@ -197,12 +193,9 @@ export class ConnectionWorker {
     });
   }
 
-  /**
-   * Requests at once: enough to keep the connection's rate going with answers taking LANE_LATENCY_MS
-   * (8 at Stripe's 25/s, 32 from 640/s up), unless the deps say.
-   */
+  /** Requests at once: as the deps say, or as many as the connection's rate budget can use. */
   #lanes(): number {
-    return this.#deps.concurrency ?? Math.min(MAX_LANES, Math.max(MIN_LANES, Math.ceil((this.connection.settings.rateLimitPerSecond * LANE_LATENCY_MS) / 1000)));
+    return this.#deps.concurrency ?? lanesFor(this.connection.settings.rateLimitPerSecond);
   }
 
   /** Runs fn over items, at most `concurrency` at a time. */

@@ -337,6 +337,8 @@ class PartitionWorker {
   readonly #settings: SubscriptionSettings;
   readonly #partition: number;
   readonly #signal: AbortSignal;
+  /** When this worker last took its turn on the event loop (performance.now()). */
+  #sliceStart = 0;
   /** Last offset whose handler succeeded or that was dead-lettered: the next fetch starts after it. */
   #handled: number;
   /** Last offset stored in log_offsets for this group and partition. */
@@ -392,32 +394,11 @@ class PartitionWorker {
         await sleep(backoffDelay(failures, this.#settings.backoff, this.#log.random), signal);
         continue;
       }
-      let slice = performance.now();
-      let stopped = false;
-      for (let start = 0; start < rows.length && !stopped; start += BATCH_CHUNK) {
+      this.#sliceStart = performance.now();
+      for (let start = 0; start < rows.length && !aborted(signal); start += BATCH_CHUNK) {
         const chunk = rows.slice(start, start + BATCH_CHUNK);
-        if (await this.#deliverBatch(chunk)) {
-          const last = chunk.at(-1);
-          if (last !== undefined) this.#handled = last.offset;
-        } else {
-          for (const row of chunk) {
-            if (performance.now() - slice > SLICE_MS) {
-              await this.#log.turns.take();
-              slice = performance.now();
-            }
-            const outcome = await this.#deliver(row);
-            if (outcome === 'stopped') {
-              stopped = true;
-              break;
-            }
-            this.#handled = row.offset;
-          }
-        }
-        if (aborted(signal)) break;
-        if (performance.now() - slice > SLICE_MS) {
-          await this.#log.turns.take();
-          slice = performance.now();
-        }
+        if (!(await this.#deliverBatch(chunk)) && (await this.#deliverEach(chunk)) === 'stopped') break;
+        await this.#yieldAfterSlice();
       }
       await this.#commit();
       if (rows.length === this.#log.batchSize) this.#pending = true;
@@ -437,16 +418,35 @@ class PartitionWorker {
       .execute();
   }
 
+  /** Lets the event loop (and the other partitions) go on once this worker ran for SLICE_MS. */
+  async #yieldAfterSlice(): Promise<void> {
+    if (performance.now() - this.#sliceStart <= SLICE_MS) return;
+    await this.#log.turns.take();
+    this.#sliceStart = performance.now();
+  }
+
+  /** Delivers the rows one by one, in order; stops at the first the subscription's stop interrupts. */
+  async #deliverEach(rows: readonly ChangesTable[]): Promise<'handled' | 'stopped'> {
+    for (const row of rows) {
+      await this.#yieldAfterSlice();
+      if ((await this.#deliver(row)) === 'stopped') return 'stopped';
+      this.#handled = row.offset;
+    }
+    return 'handled';
+  }
+
   /**
-   * Hands the rows to the batch handler, if there is one: true when it handled them all. False sends
-   * them one by one through #deliver (no batch handler, or it threw: the entries then get their
-   * retries and dead letters one by one).
+   * Hands the rows to the batch handler, if there is one: true when it handled them all (the
+   * position moves past them). False: no batch handler, or it threw; the caller then delivers them
+   * one by one (#deliverEach), with their retries and dead letters.
    */
   async #deliverBatch(rows: readonly ChangesTable[]): Promise<boolean> {
     const { batchHandler, group } = this.#settings;
-    if (batchHandler === undefined || rows.length < 2 || this.#signal.aborted) return false;
+    const last = rows.at(-1);
+    if (batchHandler === undefined || last === undefined || rows.length < 2 || this.#signal.aborted) return false;
     try {
       await batchHandler(rows.map(entryFromRow), { signal: this.#signal });
+      this.#handled = last.offset;
       return true;
     } catch (error) {
       if (!aborted(this.#signal)) {
