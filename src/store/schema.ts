@@ -132,6 +132,8 @@ export interface LinksTable {
   /** 1 once the external object is deleted. */
   deleted: number;
   updated_at: string;
+  /** JSON or null: field → values sent in updates whose answer never came (src/sync/unanswered.ts). */
+  unanswered: string | null;
 }
 
 export interface SyncMarksTable {

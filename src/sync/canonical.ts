@@ -43,7 +43,7 @@ export function patchFor(field: string, value: unknown, current: unknown): unkno
   return value;
 }
 
-function isStringMap(value: unknown): value is Record<string, string> {
+export function isStringMap(value: unknown): value is Record<string, string> {
   return value !== null && typeof value === 'object' && !Array.isArray(value) && Object.values(value).every((v) => typeof v === 'string');
 }
 

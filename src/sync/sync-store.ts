@@ -4,6 +4,7 @@ import { sql } from 'kysely';
 import type { ExternalNotification } from '../connectors/connector.ts';
 import type { ExternalChangesTable, LinksTable, SyncMarksTable } from '../store/schema.ts';
 import { prepared } from '../store/prepared.ts';
+import type { Unanswered } from './unanswered.ts';
 import type { Db, Tx } from '../store/store.ts';
 
 export interface Link {
@@ -14,6 +15,8 @@ export interface Link {
   localVersion: number;
   externalVersion: string | null;
   deleted: boolean;
+  /** Values sent in updates whose answer never came (./unanswered.ts); absent: none. */
+  unanswered?: Unanswered | undefined;
 }
 
 /**
@@ -44,7 +47,18 @@ const linkByExternalQuery = prepared<[connectionId: string, entityType: string, 
   db.selectFrom('links').selectAll().where('connection_id', '=', $(0)).where('entity_type', '=', $(1)).where('external_id', '=', $(2)),
 );
 const saveLinkQuery = prepared<
-  [connectionId: string, entityType: string, recordId: string, externalId: string, base: string, localVersion: number, externalVersion: string | null, deleted: number, updatedAt: string],
+  [
+    connectionId: string,
+    entityType: string,
+    recordId: string,
+    externalId: string,
+    base: string,
+    localVersion: number,
+    externalVersion: string | null,
+    deleted: number,
+    updatedAt: string,
+    unanswered: string | null,
+  ],
   never
 >((db, $) =>
   db
@@ -59,6 +73,7 @@ const saveLinkQuery = prepared<
       external_version: $(6),
       deleted: $(7),
       updated_at: $(8),
+      unanswered: $(9),
     })
     .onConflict((oc) =>
       oc.columns(['connection_id', 'entity_type', 'record_id']).doUpdateSet({
@@ -68,8 +83,12 @@ const saveLinkQuery = prepared<
         external_version: $(6),
         deleted: $(7),
         updated_at: $(8),
+        unanswered: $(9),
       }),
     ),
+);
+const saveUnansweredQuery = prepared<[connectionId: string, entityType: string, recordId: string, unanswered: string | null], never>((db, $) =>
+  db.updateTable('links').set({ unanswered: $(3) }).where('connection_id', '=', $(0)).where('entity_type', '=', $(1)).where('record_id', '=', $(2)),
 );
 const markQuery = prepared<[connectionId: string, entityType: string, recordId: string, version: number, now: string], never>((db, $) =>
   db
@@ -149,6 +168,7 @@ function toLink(row: LinksTable): Link {
     localVersion: row.local_version,
     externalVersion: row.external_version,
     deleted: row.deleted === 1,
+    ...(row.unanswered === null ? {} : { unanswered: JSON.parse(row.unanswered) as Unanswered }),
   };
 }
 
@@ -186,7 +206,13 @@ export class SyncStore {
       link.externalVersion,
       link.deleted ? 1 : 0,
       new Date().toISOString(),
+      link.unanswered === undefined ? null : JSON.stringify(link.unanswered),
     );
+  }
+
+  /** Sets what a link keeps of unanswered writes, and nothing else of it (a merge may be moving its base). */
+  async saveUnanswered(entityType: string, recordId: string, unanswered: Unanswered | undefined): Promise<void> {
+    await saveUnansweredQuery(this.#db, this.connectionId, entityType, recordId, unanswered === undefined ? null : JSON.stringify(unanswered));
   }
 
   async dropLink(entityType: string, recordId: string): Promise<void> {

@@ -12,6 +12,7 @@ import type { Store } from '../store/store.ts';
 import { Backfill, BACKFILL_CURSOR, BACKFILL_SOURCE, startState as backfillState } from './backfill.ts';
 import { canBatch, WriteBatcher } from './batcher.ts';
 import { canonical, differing, firstLinkBase, mergeMaps, patchFor, sameValue } from './canonical.ts';
+import { answered, ownValues, withUnanswered } from './unanswered.ts';
 import { isEchoOf, storeArrived } from './echoes.ts';
 import type { Connection } from './connections.ts';
 import type { SyncIssues } from './issues.ts';
@@ -54,6 +55,15 @@ const RESEND_TRIES = 4;
 function backoff(attempt: number, retry: WorkerDeps['retry']): number {
   const cap = Math.min(retry.maxMs, retry.initialMs * 2 ** Math.min(attempt - 1, 20));
   return Math.floor(cap / 2 + Math.random() * (cap / 2));
+}
+
+/**
+ * Whether a failed write may have been applied all the same: a transient failure (no answer, a
+ * timeout, a 5xx) or one that is not the connector's. A refusal (4xx, rate limited, unauthorised)
+ * changed nothing.
+ */
+function mayHaveApplied(error: unknown): boolean {
+  return !(error instanceof ConnectorError) || error.kind === 'retry';
 }
 
 function message(error: unknown): string {
@@ -420,9 +430,26 @@ export class ConnectionWorker {
     }
     const changes = Object.fromEntries(diff.map((f) => [f, local[f]]));
     await this.#beforeWrite(link.entityType);
-    const updated = await binding.update(link.externalId, changes, { idempotencyKey, signal: this.#signal, previous: link.base, tandemId: link.recordId });
+    let updated: ExternalObject;
+    try {
+      updated = await binding.update(link.externalId, changes, { idempotencyKey, signal: this.#signal, previous: link.base, tandemId: link.recordId });
+    } catch (error) {
+      if (mayHaveApplied(error)) {
+        // The link's base stays behind, yet the object may hold these values now: kept, so a merge
+        // before the retry counts them as Tandem's own rather than as external changes.
+        const current = await this.#sync.linkByRecord(link.entityType, link.recordId);
+        await this.#sync.saveUnanswered(link.entityType, link.recordId, withUnanswered(current?.unanswered, changes));
+      }
+      throw error;
+    }
     await this.#linkAndClear(
-      { ...link, base: { ...link.base, ...changes }, localVersion: version, externalVersion: updated.version ?? link.externalVersion },
+      {
+        ...link,
+        base: { ...link.base, ...changes },
+        localVersion: version,
+        externalVersion: updated.version ?? link.externalVersion,
+        unanswered: answered(link.unanswered, diff),
+      },
       version,
     );
   }
@@ -718,9 +745,11 @@ export class ConnectionWorker {
   /** Three-way merge of the object into its linked record. */
   async #merge(type: string, binding: EntityBinding, object: ExternalObject, occurredAt: string, link: Link): Promise<void> {
     const remote = canonical(binding, object.fields);
-    const changedRemotely = differing(remote, link.base, binding.fields);
+    // Values Tandem sent in writes it got no answer to, found in the object, are its own (./unanswered.ts).
+    const own = ownValues(link.base, remote, link.unanswered, binding.fields);
+    const changedRemotely = differing(remote, own.base, binding.fields);
     // Our own write coming back, or nothing we map changed: no new version.
-    if (changedRemotely.length === 0) return;
+    if (changedRemotely.length === 0 && own.base === link.base) return;
 
     const view = await this.#localRecord(type, link.recordId);
     if (view === undefined) return;
@@ -732,16 +761,21 @@ export class ConnectionWorker {
     const local = canonical(binding, view);
     const remoteIsNewer = Date.parse(occurredAt) >= Date.parse(String(view.updated_at));
     const patch: Record<string, unknown> = {};
-    const base = { ...link.base };
+    const base = { ...own.base };
     for (const field of changedRemotely) {
+      // Both sides hold the same value: agreed, whoever wrote it.
+      if (sameValue(remote[field], local[field])) {
+        base[field] = remote[field];
+        continue;
+      }
       // A string map (metadata) merges key by key: keys each side changed both survive.
-      const merged = mergeMaps(link.base[field], local[field], remote[field], remoteIsNewer);
+      const merged = mergeMaps(own.base[field], local[field], remote[field], remoteIsNewer);
       if (merged !== undefined) {
         if (!sameValue(merged, local[field])) patch[field] = patchFor(field, merged, local[field]);
         base[field] = remote[field];
         continue;
       }
-      const changedLocally = differing(local, link.base, [field]).length > 0;
+      const changedLocally = differing(local, own.base, [field]).length > 0;
       // Three-way merge, field by field: a field only one side changed takes that side's value; a
       // field both changed takes the newer write (the local one then goes out through its mark).
       if (!changedLocally || remoteIsNewer) {
@@ -762,7 +796,9 @@ export class ConnectionWorker {
         expectedVersion: view.version,
       });
     }
-    await this.#sync.saveLink({ ...link, base, localVersion: after.version, externalVersion: object.version ?? link.externalVersion });
+    // A field that changed externally (or on which both sides agree) no longer waits on an answer.
+    const unanswered = answered(own.unanswered, changedRemotely);
+    await this.#sync.saveLink({ ...link, base, localVersion: after.version, externalVersion: object.version ?? link.externalVersion, unanswered });
     // Whatever Tandem holds that the object does not (a local value that won) goes out.
     if (differing(canonical(binding, after), base, binding.fields).length > 0) await this.#sync.mark(type, link.recordId, after.version);
   }
