@@ -110,6 +110,7 @@ for (const stack of STACKS) {
       await stripe.customers.update(stripeId, { email: `hopper.${email}` });
       await waitUntil(() => isDeepStrictEqual(remoteValue(), wanted.second), 10_000, () => "Tandem's newer write reached Stripe");
       await waitUntil(async () => (await deferredMark(id)) === undefined, 10_000, () => 'the mark cleared');
+      await waitUntil(async () => (await local(id)).email === `hopper.${email}`, 10_000, () => "Stripe's email change reached Tandem");
       const end = await local(id);
       assert.deepEqual(value(end), wanted.second);
       assert.equal(end.name, 'Grace Hopper');
