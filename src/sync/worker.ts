@@ -434,12 +434,9 @@ export class ConnectionWorker {
     try {
       updated = await binding.update(link.externalId, changes, { idempotencyKey, signal: this.#signal, previous: link.base, tandemId: link.recordId });
     } catch (error) {
-      if (mayHaveApplied(error)) {
-        // The link's base stays behind, yet the object may hold these values now: kept, so a merge
-        // before the retry counts them as Tandem's own rather than as external changes.
-        const current = await this.#sync.linkByRecord(link.entityType, link.recordId);
-        await this.#sync.saveUnanswered(link.entityType, link.recordId, withUnanswered(current?.unanswered, changes));
-      }
+      // The link's base stays behind, yet the object may hold these values now: kept, so a merge
+      // before the retry counts them as Tandem's own rather than as external changes.
+      if (mayHaveApplied(error)) await this.#keepUnanswered(link, changes);
       throw error;
     }
     await this.#linkAndClear(
@@ -452,6 +449,16 @@ export class ConnectionWorker {
       },
       version,
     );
+  }
+
+  /** Adds an update's values to its link's unanswered ones; a failure to is logged, not thrown over the write's own. */
+  async #keepUnanswered(link: Link, changes: Record<string, unknown>): Promise<void> {
+    try {
+      const current = await this.#sync.linkByRecord(link.entityType, link.recordId);
+      await this.#sync.saveUnanswered(link.entityType, link.recordId, withUnanswered(current?.unanswered, changes));
+    } catch (error) {
+      this.#log.warn({ err: error, entityType: link.entityType, recordId: link.recordId }, 'could not keep the values of an unanswered update');
+    }
   }
 
   /**
