@@ -65,6 +65,43 @@ export function mergeMaps(base: unknown, local: unknown, remote: unknown, remote
   return merged;
 }
 
+/**
+ * The three-way merge of the fields that changed remotely (differ between `remote` and `base`), field
+ * by field: both sides hold the same value — agreed, whoever wrote it; a string map (metadata) merges
+ * key by key (keys each side changed both survive); a field only the remote side changed takes its
+ * value; a field both changed takes the newer write (`remoteIsNewer`; a local value that wins stays,
+ * and goes out through its mark). Answers the catalog patch for the record and the new base (the
+ * remote value wherever it was taken or agreed; the old base where the local value won).
+ */
+export function mergeFields(
+  base: Record<string, unknown>,
+  local: Record<string, unknown>,
+  remote: Record<string, unknown>,
+  changedRemotely: readonly string[],
+  remoteIsNewer: boolean,
+): { patch: Record<string, unknown>; base: Record<string, unknown> } {
+  const patch: Record<string, unknown> = {};
+  const next = { ...base };
+  for (const field of changedRemotely) {
+    if (sameValue(remote[field], local[field])) {
+      next[field] = remote[field];
+      continue;
+    }
+    const merged = mergeMaps(base[field], local[field], remote[field], remoteIsNewer);
+    if (merged !== undefined) {
+      if (!sameValue(merged, local[field])) patch[field] = patchFor(field, merged, local[field]);
+      next[field] = remote[field];
+      continue;
+    }
+    const changedLocally = !sameValue(local[field], base[field]);
+    if (!changedLocally || remoteIsNewer) {
+      patch[field] = patchFor(field, remote[field], local[field]);
+      next[field] = remote[field];
+    }
+  }
+  return { patch, base: next };
+}
+
 function isEmpty(value: unknown): boolean {
   return value === null || value === undefined || value === '';
 }

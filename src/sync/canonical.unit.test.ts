@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { clean, differing, firstLinkBase, mergeMaps } from './canonical.ts';
+import { clean, differing, firstLinkBase, mergeFields, mergeMaps } from './canonical.ts';
 
 const fields = ['name', 'email', 'phone', 'metadata'];
 
@@ -30,4 +30,24 @@ test('clean gives what a JSON round trip gives, scalars included', () => {
     // Strict: -0 and 0 differ here, as NaN and null do.
     assert.deepStrictEqual(clean(value), expected, `value ${String(value)}`);
   }
+});
+
+test('the field-by-field merge: one side changed takes it, both changed takes the newer, agreed moves the base', () => {
+  const base = { name: 'Ada', email: 'ada@example.com', phone: '1002', metadata: { plan: 'free', seat: '1' } };
+  const local = { name: 'Ada', email: 'ada@tandem.example', phone: '1006', metadata: { plan: 'free', seat: '2' } };
+  const remote = { name: 'Ada L.', email: 'ada@stripe.example', phone: '1006', metadata: { plan: 'pro', seat: '1' } };
+  const changed = differing(remote, base, fields);
+  assert.deepEqual(changed, ['name', 'email', 'phone', 'metadata']);
+
+  const older = mergeFields(base, local, remote, changed, false);
+  // name: only Stripe changed it; email: both, Tandem's is newer (stays, base behind, so it goes out);
+  // phone: both hold 1006 (agreed: no patch, the base moves on); metadata: key by key.
+  assert.deepEqual(older.patch, { name: 'Ada L.', metadata: { plan: 'pro', seat: '2' } });
+  assert.deepEqual(older.base, { name: 'Ada L.', email: 'ada@example.com', phone: '1006', metadata: { plan: 'pro', seat: '1' } });
+
+  const newer = mergeFields(base, local, remote, changed, true);
+  assert.deepEqual(newer.patch, { name: 'Ada L.', email: 'ada@stripe.example', metadata: { plan: 'pro', seat: '2' } });
+  assert.deepEqual(newer.base, remote);
+  // Fields the remote side did not change are left alone, whatever the record holds.
+  assert.deepEqual(mergeFields(base, local, { ...base, name: 'Ada L.' }, ['name'], true), { patch: { name: 'Ada L.' }, base: { ...base, name: 'Ada L.' } });
 });

@@ -11,7 +11,7 @@ import type { ExternalChangesTable, SyncMarksTable } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
 import { Backfill, BACKFILL_CURSOR, BACKFILL_SOURCE, startState as backfillState } from './backfill.ts';
 import { canBatch, WriteBatcher } from './batcher.ts';
-import { canonical, differing, firstLinkBase, mergeMaps, patchFor, sameValue } from './canonical.ts';
+import { canonical, differing, firstLinkBase, mergeFields } from './canonical.ts';
 import { answered, ownValues, withUnanswered } from './unanswered.ts';
 import { isEchoOf, storeArrived } from './echoes.ts';
 import type { Connection } from './connections.ts';
@@ -767,29 +767,7 @@ export class ConnectionWorker {
     }
     const local = canonical(binding, view);
     const remoteIsNewer = Date.parse(occurredAt) >= Date.parse(String(view.updated_at));
-    const patch: Record<string, unknown> = {};
-    const base = { ...own.base };
-    for (const field of changedRemotely) {
-      // Both sides hold the same value: agreed, whoever wrote it.
-      if (sameValue(remote[field], local[field])) {
-        base[field] = remote[field];
-        continue;
-      }
-      // A string map (metadata) merges key by key: keys each side changed both survive.
-      const merged = mergeMaps(own.base[field], local[field], remote[field], remoteIsNewer);
-      if (merged !== undefined) {
-        if (!sameValue(merged, local[field])) patch[field] = patchFor(field, merged, local[field]);
-        base[field] = remote[field];
-        continue;
-      }
-      const changedLocally = differing(local, own.base, [field]).length > 0;
-      // Three-way merge, field by field: a field only one side changed takes that side's value; a
-      // field both changed takes the newer write (the local one then goes out through its mark).
-      if (!changedLocally || remoteIsNewer) {
-        patch[field] = patchFor(field, remote[field], local[field]);
-        base[field] = remote[field];
-      }
-    }
+    const { patch, base } = mergeFields(own.base, local, remote, changedRemotely, remoteIsNewer);
     let after = view;
     if (Object.keys(patch).length > 0) {
       const definition = this.#deps.registry.get(type);
