@@ -87,7 +87,7 @@ const saveLinkQuery = prepared<
       }),
     ),
 );
-const saveUnansweredQuery = prepared<[connectionId: string, entityType: string, recordId: string, unanswered: string | null], never>((db, $) =>
+const saveUnansweredQuery = prepared<[connectionId: string, entityType: string, recordId: string, unanswered: string], never>((db, $) =>
   db.updateTable('links').set({ unanswered: $(3) }).where('connection_id', '=', $(0)).where('entity_type', '=', $(1)).where('record_id', '=', $(2)),
 );
 const markQuery = prepared<[connectionId: string, entityType: string, recordId: string, version: number, now: string], never>((db, $) =>
@@ -211,8 +211,8 @@ export class SyncStore {
   }
 
   /** Sets what a link keeps of unanswered writes, and nothing else of it (a merge may be moving its base). */
-  async saveUnanswered(entityType: string, recordId: string, unanswered: Unanswered | undefined): Promise<void> {
-    await saveUnansweredQuery(this.#db, this.connectionId, entityType, recordId, unanswered === undefined ? null : JSON.stringify(unanswered));
+  async saveUnanswered(entityType: string, recordId: string, unanswered: Unanswered): Promise<void> {
+    await saveUnansweredQuery(this.#db, this.connectionId, entityType, recordId, JSON.stringify(unanswered));
   }
 
   async dropLink(entityType: string, recordId: string): Promise<void> {

@@ -9,10 +9,11 @@ import assert from 'node:assert/strict';
 import { isDeepStrictEqual } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import Stripe from 'stripe';
-import { startStripeSimulator, type StripeSimulator } from '../connectors/stripe/simulator/index.ts';
-import { createTestApi, type TestApi } from '../../test/support/api.ts';
-import { freePort, waitUntil } from '../../test/support/process.ts';
+import type Stripe from 'stripe';
+import type { StripeSimulator } from '../connectors/stripe/simulator/index.ts';
+import type { TestApi } from '../../test/support/api.ts';
+import { waitUntil } from '../../test/support/process.ts';
+import { startStripeWorld, type StripeWorld } from '../../test/support/stripe-world.ts';
 import { kafkaBrokers, uniqueTopicPrefix } from '../../test/support/kafka.ts';
 import { STACKS, skipUnlessStack } from '../../test/support/stacks.ts';
 
@@ -21,39 +22,28 @@ type Json = Record<string, unknown> & { id: string };
 for (const stack of STACKS) {
   const kind = stack.name.replace('+', '_');
   describe(`an unanswered Stripe write on ${stack.name}`, { skip: await skipUnlessStack(stack) }, () => {
+    let world: StripeWorld;
     let sim: StripeSimulator;
     let t: TestApi;
     let stripe: Stripe;
     const secretKey = `sk_test_unanswered_${kind}_${String(Date.now())}`;
 
     before(async () => {
-      sim = await startStripeSimulator({ rateLimitPerSecond: 0 });
-      const port = await freePort();
-      t = await createTestApi(stack.store, {
-        sync: true,
-        publicUrl: `http://127.0.0.1:${String(port)}`,
-        // A failed push waits a minute for its retry (the test makes it due itself), and the events
-        // feed is read once at the start: the lost echo stays lost while the test runs.
+      world = await startStripeWorld(stack.store, {
+        // A failed push waits two minutes for its retry (the test makes it due itself), and the
+        // events feed is read once at the start: the lost echo stays lost while the test runs.
         retry: { maxAttempts: 10, initialMs: 120_000, maxMs: 120_000 },
         pollIntervalMs: 600_000,
         kafka: stack.log === 'kafka' ? { brokers: kafkaBrokers, topicPrefix: uniqueTopicPrefix() } : undefined,
       });
-      await t.app.listen({ port, host: '127.0.0.1' });
-      const url = new URL(sim.url);
-      stripe = new Stripe(secretKey, { host: url.hostname, port: Number(url.port), protocol: 'http', telemetry: false });
-      const res = await t.call('POST', '/api/v1/connections', {
-        connector: 'stripe',
-        name: 'Stripe (simulator)',
-        credentials: { secretKey },
-        settings: { apiBaseUrl: sim.url },
-      });
-      assert.equal(res.statusCode, 201, res.body);
+      ({ sim, t } = world);
+      stripe = world.stripe(secretKey);
+      await world.connect(secretKey);
       await t.parts.engine.settled();
     });
 
     after(async () => {
-      await t.cleanup();
-      await sim.stop();
+      await world.stop();
     });
 
     const remoteOf = (id: string) => sim.admin.customers(secretKey).find((c) => c.metadata.tandem_id === id);

@@ -451,11 +451,14 @@ export class ConnectionWorker {
     );
   }
 
-  /** Adds an update's values to its link's unanswered ones; a failure to is logged, not thrown over the write's own. */
+  /**
+   * Adds an update's values to its link's unanswered ones (the link as this pass read it: a
+   * connection's outbound and inbound work never run at once); a failure to is logged, not thrown
+   * over the write's own.
+   */
   async #keepUnanswered(link: Link, changes: Record<string, unknown>): Promise<void> {
     try {
-      const current = await this.#sync.linkByRecord(link.entityType, link.recordId);
-      await this.#sync.saveUnanswered(link.entityType, link.recordId, withUnanswered(current?.unanswered, changes));
+      await this.#sync.saveUnanswered(link.entityType, link.recordId, withUnanswered(link.unanswered, changes));
     } catch (error) {
       this.#log.warn({ err: error, entityType: link.entityType, recordId: link.recordId }, 'could not keep the values of an unanswered update');
     }

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import Stripe from 'stripe';
 import { startStripeSimulator, type StripeSimulator } from '../../src/connectors/stripe/simulator/index.ts';
-import { createTestApi, type TestApi } from './api.ts';
+import { createTestApi, type TestApi, type TestApiOptions } from './api.ts';
 import { freePort } from './process.ts';
 import type { StoreKind } from './stores.ts';
 
@@ -17,10 +17,11 @@ export interface StripeWorld {
   stop(): Promise<void>;
 }
 
-export async function startStripeWorld(kind: StoreKind): Promise<StripeWorld> {
+/** `options` go to the test API (e.g. the Kafka log, retry timings, another poll interval). */
+export async function startStripeWorld(kind: StoreKind, options: TestApiOptions = {}): Promise<StripeWorld> {
   const sim = await startStripeSimulator({ rateLimitPerSecond: 0, delivery: { retryDelaysMs: [50, 100, 200] } });
   const port = await freePort();
-  const t = await createTestApi(kind, { sync: true, publicUrl: `http://127.0.0.1:${String(port)}`, pollIntervalMs: 300 });
+  const t = await createTestApi(kind, { pollIntervalMs: 300, ...options, sync: true, publicUrl: `http://127.0.0.1:${String(port)}` });
   await t.app.listen({ port, host: '127.0.0.1' });
   const url = new URL(sim.url);
   return {
