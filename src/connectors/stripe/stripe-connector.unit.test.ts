@@ -305,6 +305,24 @@ describe('stripe connector: writes', () => {
     assert.equal(updated.fields['name'], base['name']);
   });
 
+  test('SDK calls skip its call-site stack and leave Error.stackTraceLimit as they found it', async () => {
+    const key = testKey();
+    const customers = clientFor(sim, key).binding('customer');
+    assert.ok(customers !== undefined);
+    const limit = Error.stackTraceLimit;
+    try {
+      Error.stackTraceLimit = 17;
+      const created = await customers.create('rec_stack', sampleFields(1), { idempotencyKey: randomUUID() });
+      assert.equal(Error.stackTraceLimit, 17);
+      await assert.rejects(customers.update('cus_missing', { name: 'x' }, { idempotencyKey: randomUUID() }), ConnectorError);
+      assert.equal(Error.stackTraceLimit, 17, 'restored after a failed call too');
+      assert.equal((await customers.get(created.id))?.id, created.id);
+      assert.ok((new Error('after').stack ?? '').split('\n').length > 1, 'stacks work again after the call');
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
+  });
+
   test('findByTandemId finds a customer the lagging search index does not show yet', async () => {
     const key = testKey();
     const client = clientFor(laggingSim, key);
