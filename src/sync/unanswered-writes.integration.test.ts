@@ -121,6 +121,28 @@ for (const stack of STACKS) {
       );
     });
 
+    test('an update Stripe refused (429) keeps nothing waiting on an answer, and goes out when it may', async () => {
+      const created = await t.call('POST', '/api/v1/customers', { name: 'Ada', email: 'ada.refused@example.com', phone: '+1 555 2002' });
+      assert.equal(created.statusCode, 201, created.body);
+      const id = created.json<Json>().id;
+      await waitUntil(() => remoteOf(id)?.phone === '+1 555 2002', 10_000, () => 'the customer reached Stripe');
+      await waitUntil(async () => (await deferredMark(id)) === undefined, 10_000, () => 'the create settled');
+      const unanswered = async () => (await t.store.db.selectFrom('links').select(['unanswered']).where('record_id', '=', id).executeTakeFirstOrThrow()).unanswered;
+
+      // Three refusals in a row: each is told to wait a second, so the state between them lasts a while.
+      sim.admin.setFaults({ account: secretKey, rateLimitBurst: 3 });
+      const write = await t.call('PATCH', `/api/v1/customers/${id}`, { phone: '+1 555 2004' });
+      assert.equal(write.statusCode, 200, write.body);
+      const lastError = async () => (await t.store.db.selectFrom('sync_marks').select(['last_error']).where('record_id', '=', id).executeTakeFirst())?.last_error ?? null;
+      await waitUntil(async () => (await lastError()) !== null, 10_000, () => 'the push was refused and deferred');
+      assert.equal(await unanswered(), null, 'a refused write changed nothing in Stripe: no value is kept as possibly applied');
+
+      await waitUntil(() => remoteOf(id)?.phone === '+1 555 2004', 15_000, () => 'the write went out once Stripe took requests again');
+      await waitUntil(async () => (await deferredMark(id)) === undefined, 10_000, () => 'the mark cleared');
+      assert.equal(await unanswered(), null);
+      sim.admin.clearFaults(secretKey);
+    });
+
     test("a metadata key Stripe applied but answered 500 to does not undo Tandem's newer value of it", async () => {
       const keyT = (fields: Record<string, unknown>) => (fields.metadata as Record<string, string> | undefined)?.t;
       await unansweredThenNewer('grace.metadata@example.com', { metadata: { t: 'v1', plan: 'pro' } }, { metadata: { t: 'v2' } }, { metadata: { t: 'v3' } }, keyT, {
