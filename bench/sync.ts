@@ -355,10 +355,32 @@ async function latencyScenario(): Promise<void> {
   });
 }
 
+/**
+ * Records one throughput figure and logs it; `judged` rows are held to 1,000 changes/s, the others
+ * reported. The created ids are left out of the stored detail.
+ */
+function throughputRow(id: string, metric: string, judged: boolean, m: { result: ThroughputResult & { created?: unknown }; cpu: CpuUse; cpuMsPerChange: number }): void {
+  rows.push({
+    id,
+    metric,
+    target: judged ? '≥ 1,000/s' : '—',
+    measured: m.result.perSecond,
+    unit: '/s',
+    p50Ms: null,
+    p99Ms: null,
+    status: judged ? judge(m.result.perSecond >= 1000 && !m.result.timedOut && m.result.writeErrors === 0) : 'reported',
+    cpu: m.cpu,
+    cpuMsPerChange: m.cpuMsPerChange,
+    note: throughputNote(m.result),
+    detail: { ...m.result, created: undefined },
+  });
+  log(`    ${fmt(m.result.perSecond)}/s; ${throughputNote(m.result)}; ${cpuText(m.cpu)}`);
+}
+
 async function throughputScenario(): Promise<void> {
   await withScenario('throughput', 0, options.unlimitedBudget, async (ctx) => {
     const timeoutMs = Math.max(120_000, options.changes * 50);
-    const judged = (r: ThroughputResult) => judge(r.perSecond >= 1000 && !r.timedOut && r.writeErrors === 0);
+    const live = { concurrency: options.concurrency, mode: 'live', timeoutMs } as const;
 
     // A fresh Node process runs its first few thousand changes at about two thirds of its later
     // speed (V8 has not compiled the hot paths yet: its JavaScript runs ~2.4x slower, its SQL not at
@@ -366,97 +388,27 @@ async function throughputScenario(): Promise<void> {
     // reported first, as the latency figures have their warm-up, and the figures judged after them.
     if (options.warmup > 0) {
       log(`  warm-up: ${String(options.warmup)} customers created, then renamed, in the fresh Tandem (reported, not judged)`);
-      const cold = await measuredThroughput(ctx, () => bulkCreates(ctx, { changes: options.warmup, concurrency: options.concurrency, mode: 'live', timeoutMs, tag: 'wc' }));
-      rows.push({
-        id: 'throughput-cold-creates',
-        metric: `outbound creates/s, live, a fresh process's first ${fmt(options.warmup)}`,
-        target: '—',
-        measured: cold.result.perSecond,
-        unit: '/s',
-        p50Ms: null,
-        p99Ms: null,
-        status: 'reported',
-        cpu: cold.cpu,
-        cpuMsPerChange: cold.cpuMsPerChange,
-        note: throughputNote(cold.result),
-        detail: { ...cold.result, created: undefined },
-      });
-      log(`    ${fmt(cold.result.perSecond)}/s; ${throughputNote(cold.result)}; ${cpuText(cold.cpu)}`);
+      const cold = await measuredThroughput(ctx, () => bulkCreates(ctx, { ...live, changes: options.warmup, tag: 'wc' }));
+      throughputRow('throughput-cold-creates', `outbound creates/s, live, a fresh process's first ${fmt(options.warmup)}`, false, cold);
       await waitForSyncQuiet(ctx, QUIET_MS, 60_000);
-      const renames = await measuredThroughput(ctx, () => bulkUpdates(ctx, cold.result.created, { changes: cold.result.created.length, concurrency: options.concurrency, mode: 'live', timeoutMs, tag: 'wu' }));
-      rows.push({
-        id: 'throughput-cold-updates',
-        metric: `outbound updates/s, live, a fresh process's first ${fmt(options.warmup)}`,
-        target: '—',
-        measured: renames.result.perSecond,
-        unit: '/s',
-        p50Ms: null,
-        p99Ms: null,
-        status: 'reported',
-        cpu: renames.cpu,
-        cpuMsPerChange: renames.cpuMsPerChange,
-        note: throughputNote(renames.result),
-        detail: renames.result,
-      });
-      log(`    ${fmt(renames.result.perSecond)}/s; ${throughputNote(renames.result)}; ${cpuText(renames.cpu)}`);
+      const renames = await measuredThroughput(ctx, () => bulkUpdates(ctx, cold.result.created, { ...live, changes: cold.result.created.length, tag: 'wu' }));
+      throughputRow('throughput-cold-updates', `outbound updates/s, live, a fresh process's first ${fmt(options.warmup)}`, false, renames);
       await waitForSyncQuiet(ctx, QUIET_MS, 60_000);
     }
 
     log(`  live creates: ${String(options.changes)} customers created in Tandem (${String(options.concurrency)} at a time), until all are in Stripe`);
-    const creates = await measuredThroughput(ctx, () => bulkCreates(ctx, { changes: options.changes, concurrency: options.concurrency, mode: 'live', timeoutMs, tag: 'tc' }));
-    rows.push({
-      id: 'throughput-creates',
-      metric: 'outbound creates/s, live, simulator limit off',
-      target: '≥ 1,000/s',
-      measured: creates.result.perSecond,
-      unit: '/s',
-      p50Ms: null,
-      p99Ms: null,
-      status: judged(creates.result),
-      cpu: creates.cpu,
-      cpuMsPerChange: creates.cpuMsPerChange,
-      note: throughputNote(creates.result),
-      detail: { ...creates.result, created: undefined },
-    });
-    log(`    ${fmt(creates.result.perSecond)}/s; ${throughputNote(creates.result)}; ${cpuText(creates.cpu)}`);
+    const creates = await measuredThroughput(ctx, () => bulkCreates(ctx, { ...live, changes: options.changes, tag: 'tc' }));
+    throughputRow('throughput-creates', 'outbound creates/s, live, simulator limit off', true, creates);
     await waitForSyncQuiet(ctx, QUIET_MS, 60_000);
 
     log(`  live updates: the ${String(creates.result.created.length)} customers renamed in Tandem, until Stripe holds every name`);
-    const updates = await measuredThroughput(ctx, () => bulkUpdates(ctx, creates.result.created, { changes: creates.result.created.length, concurrency: options.concurrency, mode: 'live', timeoutMs, tag: 'tu' }));
-    rows.push({
-      id: 'throughput-updates',
-      metric: 'outbound updates/s, live, simulator limit off',
-      target: '≥ 1,000/s',
-      measured: updates.result.perSecond,
-      unit: '/s',
-      p50Ms: null,
-      p99Ms: null,
-      status: judged(updates.result),
-      cpu: updates.cpu,
-      cpuMsPerChange: updates.cpuMsPerChange,
-      note: throughputNote(updates.result),
-      detail: updates.result,
-    });
-    log(`    ${fmt(updates.result.perSecond)}/s; ${throughputNote(updates.result)}; ${cpuText(updates.cpu)}`);
+    const updates = await measuredThroughput(ctx, () => bulkUpdates(ctx, creates.result.created, { ...live, changes: creates.result.created.length, tag: 'tu' }));
+    throughputRow('throughput-updates', 'outbound updates/s, live, simulator limit off', true, updates);
     await waitForSyncQuiet(ctx, QUIET_MS, 60_000);
 
     log(`  drain: ${String(options.changes)} customers created while the connection is paused, timed from resume`);
-    const drain = await measuredThroughput(ctx, () => bulkCreates(ctx, { changes: options.changes, concurrency: options.concurrency, mode: 'drain', timeoutMs, tag: 'td' }));
-    rows.push({
-      id: 'throughput-drain',
-      metric: 'outbound creates/s, backlog drained after resume, limit off',
-      target: '—',
-      measured: drain.result.perSecond,
-      unit: '/s',
-      p50Ms: null,
-      p99Ms: null,
-      status: 'reported',
-      cpu: drain.cpu,
-      cpuMsPerChange: drain.cpuMsPerChange,
-      note: throughputNote(drain.result),
-      detail: { ...drain.result, created: undefined },
-    });
-    log(`    ${fmt(drain.result.perSecond)}/s; ${throughputNote(drain.result)}; ${cpuText(drain.cpu)}`);
+    const drain = await measuredThroughput(ctx, () => bulkCreates(ctx, { ...live, mode: 'drain', changes: options.changes, tag: 'td' }));
+    throughputRow('throughput-drain', 'outbound creates/s, backlog drained after resume, limit off', false, drain);
   });
 }
 
