@@ -102,12 +102,13 @@ function sdkConfig(apiBaseUrl: string, timeoutMs: number): Stripe.StripeConfig {
   };
 }
 
-
 /**
  * Starts an SDK call without the call-site stack the SDK captures for every request
  * (`new Error().stack` before its first await: ~25 µs a call, a sixth of a create's cost in the
  * client). Tandem classifies the SDK's errors into its own and never shows that stack. The limit
- * is restored before anything else runs: the SDK captures it synchronously.
+ * is restored before anything else runs: the SDK captures it synchronously. (So an error the SDK
+ * throws before its first await, a bug of its own, comes without a stack; the classified error's
+ * message still says which call failed.)
  */
 function withoutCallSiteStack<T>(fn: () => Promise<T>): Promise<T> {
   const limit = Error.stackTraceLimit;
@@ -118,6 +119,7 @@ function withoutCallSiteStack<T>(fn: () => Promise<T>): Promise<T> {
     Error.stackTraceLimit = limit;
   }
 }
+
 /** Idempotency keys are at most 255 characters at Stripe; longer ones are hashed. */
 function idempotencyKey(key: string): string {
   return key.length <= 255 ? key : `tandem-${createHash('sha256').update(key).digest('hex')}`;
