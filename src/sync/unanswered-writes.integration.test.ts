@@ -48,7 +48,7 @@ for (const stack of STACKS) {
 
     const remoteOf = (id: string) => sim.admin.customers(secretKey).find((c) => c.metadata.tandem_id === id);
     const local = async (id: string) => (await t.call('GET', `/api/v1/customers/${id}`)).json<Json>();
-    const deferredMark = async (id: string) => t.store.db.selectFrom('sync_marks').select(['attempts']).where('record_id', '=', id).executeTakeFirst();
+    const deferredMark = async (id: string) => t.store.db.selectFrom('sync_marks').select(['attempts', 'last_error']).where('record_id', '=', id).executeTakeFirst();
 
     /**
      * The sequence for one field: created with `initial`, the push of `first` applied by Stripe and
@@ -133,8 +133,7 @@ for (const stack of STACKS) {
       sim.admin.setFaults({ account: secretKey, rateLimitBurst: 3 });
       const write = await t.call('PATCH', `/api/v1/customers/${id}`, { phone: '+1 555 2004' });
       assert.equal(write.statusCode, 200, write.body);
-      const lastError = async () => (await t.store.db.selectFrom('sync_marks').select(['last_error']).where('record_id', '=', id).executeTakeFirst())?.last_error ?? null;
-      await waitUntil(async () => (await lastError()) !== null, 10_000, () => 'the push was refused and deferred');
+      await waitUntil(async () => ((await deferredMark(id))?.last_error ?? null) !== null, 10_000, () => 'the push was refused and deferred');
       assert.equal(await unanswered(), null, 'a refused write changed nothing in Stripe: no value is kept as possibly applied');
 
       await waitUntil(() => remoteOf(id)?.phone === '+1 555 2004', 15_000, () => 'the write went out once Stripe took requests again');

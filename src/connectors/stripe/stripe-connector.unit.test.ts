@@ -310,9 +310,18 @@ describe('stripe connector: writes', () => {
     const customers = clientFor(sim, key).binding('customer');
     assert.ok(customers !== undefined);
     const limit = Error.stackTraceLimit;
+    const prepare = Object.getOwnPropertyDescriptor(Error, 'prepareStackTrace');
+    // Counts the stacks captured from inside the SDK's request method (its call-site capture).
+    let captured = 0;
+    Error.prepareStackTrace = (error: Error, frames: NodeJS.CallSite[]) => {
+      if (frames.some((frame) => frame.getFunctionName() === '_makeRequest')) captured += 1;
+      const lines = frames.map((frame) => `    at ${frame.getFunctionName() ?? '<anonymous>'} (${frame.getFileName() ?? '?'}:${String(frame.getLineNumber())})`);
+      return [String(error), ...lines].join('\n');
+    };
     try {
       Error.stackTraceLimit = 17;
       const created = await customers.create('rec_stack', sampleFields(1), { idempotencyKey: randomUUID() });
+      assert.equal(captured, 0, 'the SDK captured no call-site stack');
       assert.equal(Error.stackTraceLimit, 17);
       await assert.rejects(customers.update('cus_missing', { name: 'x' }, { idempotencyKey: randomUUID() }), ConnectorError);
       assert.equal(Error.stackTraceLimit, 17, 'restored after a failed call too');
@@ -320,6 +329,8 @@ describe('stripe connector: writes', () => {
       assert.ok((new Error('after').stack ?? '').split('\n').length > 1, 'stacks work again after the call');
     } finally {
       Error.stackTraceLimit = limit;
+      if (prepare === undefined) Reflect.deleteProperty(Error, 'prepareStackTrace');
+      else Object.defineProperty(Error, 'prepareStackTrace', prepare);
     }
   });
 
